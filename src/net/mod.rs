@@ -1,0 +1,4 @@
+//! rtnetlink access: link, address and route snapshots parsed into owned structs.
+
+pub mod link;
+pub mod snapshot;
