@@ -1,1 +1,106 @@
+//! The agent's configuration: one schema for the config file (YAML, kebab-case keys equal to the
+//! long flag names) and the command-line flags, coreos-installer style. Flags add to the file.
 
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where `microcloudd` and `microcloud inventory` look when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/microcloud/microcloudd.yaml";
+
+/// Options that decide what the inventory offers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct InventoryConfig {
+    /// Only offer disks matching GLOB (kernel name, /dev path or /dev/disk/by-* link; repeatable).
+    /// Loop, zram and RAM disks are offered only when named here.
+    #[arg(long = "allow-disk", value_name = "GLOB")]
+    #[serde(default)]
+    pub allow_disk: Vec<String>,
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AgentConfig {
+    #[serde(flatten)]
+    pub inventory: InventoryConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_yaml::Error,
+    },
+}
+
+impl AgentConfig {
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(AgentConfig::default());
+        }
+        serde_yaml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Load `path` if given (it must exist), else the default path if it exists, else defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&path, &text),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    /// The file's settings with the command line's added.
+    pub fn merged_with(mut self, flags: &InventoryConfig) -> Self {
+        self.inventory.allow_disk.extend(flags.allow_disk.iter().cloned());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_allow_disk_and_rejects_unknown_keys() {
+        let p = Path::new("x.yaml");
+        let c = AgentConfig::parse(p, "allow-disk: [loop7, /dev/sdb]\n").unwrap();
+        assert_eq!(c.inventory.allow_disk, vec!["loop7", "/dev/sdb"]);
+        let e = AgentConfig::parse(p, "allow-disks: [loop7]\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("x.yaml") && msg.contains("allow-disks"), "{msg}");
+        assert_eq!(AgentConfig::parse(p, "\n").unwrap(), AgentConfig::default());
+    }
+
+    #[test]
+    fn flags_add_to_file() {
+        let c = AgentConfig::parse(Path::new("x"), "allow-disk: [a]").unwrap();
+        let m = c.merged_with(&InventoryConfig {
+            allow_disk: vec!["b".into()],
+        });
+        assert_eq!(m.inventory.allow_disk, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn explicit_missing_file_is_an_error_naming_it() {
+        let e = AgentConfig::load(Some(Path::new("/nonexistent/mc.yaml"))).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/mc.yaml"));
+    }
+}

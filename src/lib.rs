@@ -7,5 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod inventory;
+pub mod logging;
 pub mod net;

@@ -1,1 +1,55 @@
+//! The `microcloud` command line: argument schema and dispatch, one file per subcommand.
 
+pub mod inventory;
+pub mod output;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "microcloud",
+    version,
+    about = "Turn a few Linux machines into one LXD cluster, driven by exact hardware facts",
+    long_about = "microcloud inspects this host's hardware as the kernel reports it (rtnetlink, \
+udev, libblkid) and, in later versions, bootstraps an LXD cluster with Ceph storage and OVN \
+networking across the hosts it discovers. Every device it refuses comes with the reason."
+)]
+pub struct Cli {
+    /// Config file shared with microcloudd (YAML; keys are the long flag names).
+    #[arg(long, global = true, value_name = "FILE", env = "MICROCLOUD_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Log verbosity: -v info, -vv debug, -vvv trace (or set RUST_LOG).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show every NIC and disk of this host with its facts, and whether microcloud may use it
+    /// (and if not, why).
+    Inventory(inventory::InventoryArgs),
+}
+
+/// Run the parsed command line; the binary only sets up logging and the exit code.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Inventory(args) => inventory::exec(cli.config.as_deref(), &args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

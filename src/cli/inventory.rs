@@ -1,0 +1,92 @@
+//! `microcloud inventory`: probe this host and show every NIC and disk with its eligibility.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::output::{or_dash, table, write_structured, Format};
+use crate::config::{AgentConfig, InventoryConfig};
+use crate::inventory::{format_size, probe_host, DiskPolicy, Inventory, ProbeOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct InventoryArgs {
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    #[command(flatten)]
+    pub inventory: InventoryConfig,
+}
+
+pub fn exec(config: Option<&Path>, args: &InventoryArgs) -> anyhow::Result<()> {
+    let cfg = AgentConfig::load(config)?.merged_with(&args.inventory);
+    let opts = ProbeOptions {
+        disk_policy: DiskPolicy::new(&cfg.inventory.allow_disk)?,
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let inv = rt.block_on(probe_host(&opts));
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if !write_structured(&mut out, args.format, &inv)? {
+        render_table(&mut out, &inv)?;
+    }
+    Ok(())
+}
+
+fn yes_no(eligible: bool) -> &'static str {
+    if eligible {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// NICs then disks, reasons visible.
+pub fn render_table(out: &mut impl Write, inv: &Inventory) -> anyhow::Result<()> {
+    let mut t = table(&["NIC", "KIND", "MAC", "MTU", "STATE", "ADDRESSES", "UPLINK", "WHY NOT"]);
+    for n in &inv.nics {
+        let mut kind = n.kind.as_str().to_string();
+        if let Some(v) = &n.vlan {
+            kind = format!("vlan {} on {}", v.id, v.parent.as_deref().unwrap_or("?"));
+        }
+        if let Some(c) = &n.controller {
+            kind = format!("{kind} (in {c})");
+        }
+        let state = match n.carrier {
+            Some(false) if n.state == "up" => "up, no carrier".to_string(),
+            _ => n.state.clone(),
+        };
+        t.add_row(vec![
+            n.name.clone(),
+            kind,
+            or_dash(&n.mac),
+            or_dash(&n.mtu),
+            state,
+            n.addresses.join("\n"),
+            yes_no(n.uplink.eligible).to_string(),
+            n.uplink.reasons.join("\n"),
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    let mut t = table(&["DISK", "STABLE PATH", "SIZE", "MODEL", "USABLE", "WHY NOT"]);
+    for d in &inv.disks {
+        t.add_row(vec![
+            d.path.clone(),
+            d.stable_path.clone(),
+            d.size.map_or_else(|| "-".into(), format_size),
+            or_dash(&d.model),
+            yes_no(d.eligible).to_string(),
+            d.reasons.join("\n"),
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    for w in &inv.warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    Ok(())
+}
