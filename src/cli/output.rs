@@ -25,7 +25,9 @@ pub fn write_structured<T: Serialize>(
 ) -> anyhow::Result<bool> {
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, value).context("writing JSON")?;
+            serde_json::to_writer_pretty(&mut *out, value)
+                .map_err(std::io::Error::from)
+                .context("writing JSON")?;
             writeln!(out)?;
         }
         Format::Yaml => {
@@ -47,5 +49,6 @@ pub fn table(header: &[&str]) -> comfy_table::Table {
 
 /// `-` for unknown facts in tables (JSON says null).
 pub fn or_dash<T: ToString>(v: &Option<T>) -> String {
-    v.as_ref().map_or_else(|| "-".to_string(), ToString::to_string)
+    v.as_ref()
+        .map_or_else(|| "-".to_string(), ToString::to_string)
 }

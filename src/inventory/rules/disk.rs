@@ -65,10 +65,10 @@ fn describe_signature(sig: &Signature) -> String {
         ("swap", _) => "a swap signature".to_string(),
         ("zfs_member", _) => "a ZFS pool member (zfs_member)".to_string(),
         ("ceph_bluestore", _) => "a Ceph BlueStore OSD".to_string(),
-        (t, Some("partition_table")) => format!("a {t} partition table signature"),
-        (t, Some("filesystem")) => format!("a {t} filesystem"),
-        (t, Some(u)) => format!("a {t} signature ({u})"),
-        (t, None) => format!("a {t} signature"),
+        (t, Some("partition_table")) => format!("partition-table signature {t}"),
+        (t, Some("filesystem")) => format!("filesystem {t}"),
+        (t, Some(u)) => format!("signature {t} ({u})"),
+        (t, None) => format!("signature {t}"),
     };
     let mut extra = Vec::new();
     if let Some(l) = &sig.label {
@@ -110,12 +110,15 @@ pub fn disk_reasons(disk: &Disk, policy: &DiskPolicy) -> Vec<String> {
             ));
         }
         _ if policy.is_restricted() && !named => {
-            r.push(format!("not in the disk allow-list ({})", policy.patterns()));
+            r.push(format!(
+                "not in the disk allow-list ({})",
+                policy.patterns()
+            ));
         }
         DiskKind::Cdrom => r.push("CD-ROM drive".to_string()),
-        DiskKind::DeviceMapper => {
-            r.push("device-mapper device (LVM, crypt or multipath map): choose the disk beneath it".into())
-        }
+        DiskKind::DeviceMapper => r.push(
+            "device-mapper device (LVM, crypt or multipath map): choose the disk beneath it".into(),
+        ),
         DiskKind::Md => r.push("md RAID array: choose its member disks instead".into()),
         _ => {}
     }
@@ -199,7 +202,10 @@ pub fn disk_reasons(disk: &Disk, policy: &DiskPolicy) -> Vec<String> {
             .or_else(|| p.number.map(|n| format!("#{n}")))
             .unwrap_or_else(|| "?".into());
         for sig in &p.signatures {
-            r.push(format!("partition {pname} carries {}", describe_signature(sig)));
+            r.push(format!(
+                "partition {pname} carries {}",
+                describe_signature(sig)
+            ));
         }
         for m in &p.mounts {
             r.push(format!("partition {pname} is mounted at {m}"));
@@ -208,8 +214,280 @@ pub fn disk_reasons(disk: &Disk, policy: &DiskPolicy) -> Vec<String> {
             r.push(format!("partition {pname} is in use as swap"));
         }
         if !p.holders.is_empty() {
-            r.push(format!("partition {pname} is held by {}", p.holders.join(", ")));
+            r.push(format!(
+                "partition {pname} is held by {}",
+                p.holders.join(", ")
+            ));
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::model::{Partition, PartitionTable};
+
+    fn disk(name: &str, kind: DiskKind) -> Disk {
+        Disk {
+            name: name.into(),
+            path: format!("/dev/{name}"),
+            stable_path: format!("/dev/{name}"),
+            links: vec![],
+            devnum: "8:0".into(),
+            kind,
+            bus: None,
+            size: Some(10 << 30),
+            logical_sector_size: Some(512),
+            physical_sector_size: Some(512),
+            model: None,
+            vendor: None,
+            serial: None,
+            wwn: None,
+            rotational: Some(false),
+            removable: Some(false),
+            read_only: Some(false),
+            partition_table: None,
+            partitions: vec![],
+            signatures: vec![],
+            ambiguous: false,
+            mounts: vec![],
+            swap: false,
+            holders: vec![],
+            multipath_member: false,
+            udev: true,
+            probe_errors: vec![],
+            eligible: false,
+            reasons: vec![],
+        }
+    }
+
+    fn sig(kind: &str, usage: &str) -> Signature {
+        Signature {
+            kind: kind.into(),
+            usage: Some(usage.into()),
+            uuid: None,
+            label: None,
+            offset: None,
+        }
+    }
+
+    fn part(name: &str, n: u32) -> Partition {
+        Partition {
+            name: Some(name.into()),
+            path: Some(format!("/dev/{name}")),
+            number: Some(n),
+            start: Some(1 << 20),
+            size: Some(1 << 30),
+            part_type: None,
+            part_uuid: None,
+            part_name: None,
+            signatures: vec![],
+            mounts: vec![],
+            swap: false,
+            holders: vec![],
+        }
+    }
+
+    fn none() -> DiskPolicy {
+        DiskPolicy::default()
+    }
+
+    fn only(r: Vec<String>) -> String {
+        assert_eq!(r.len(), 1, "{r:?}");
+        r.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn blank_disk_is_eligible() {
+        assert!(disk_reasons(&disk("sdb", DiskKind::Disk), &none()).is_empty());
+    }
+
+    #[test]
+    fn virtual_disks_need_the_allow_list() {
+        for (name, kind, what) in [
+            ("loop3", DiskKind::Loop, "loop device"),
+            ("zram0", DiskKind::Zram, "zram device"),
+            ("ram0", DiskKind::Ram, "RAM disk"),
+        ] {
+            let d = disk(name, kind);
+            let r = only(disk_reasons(&d, &none()));
+            assert!(
+                r.starts_with(what) && r.contains(&format!("--allow-disk {name}")),
+                "{r}"
+            );
+            assert!(disk_reasons(&d, &DiskPolicy::new(&[name]).unwrap()).is_empty());
+        }
+    }
+
+    #[test]
+    fn allow_list_restricts_real_disks_and_matches_paths_and_links() {
+        let mut d = disk("sdb", DiskKind::Disk);
+        d.links = vec!["/dev/disk/by-id/wwn-0x5000".into()];
+        let r = only(disk_reasons(&d, &DiskPolicy::new(&["sdc"]).unwrap()));
+        assert_eq!(r, "not in the disk allow-list (sdc)");
+        for p in ["sd?", "/dev/sdb", "/dev/disk/by-id/wwn-*"] {
+            assert!(
+                disk_reasons(&d, &DiskPolicy::new(&[p]).unwrap()).is_empty(),
+                "{p}"
+            );
+        }
+        assert!(DiskPolicy::new(&["[bad"])
+            .unwrap_err()
+            .to_string()
+            .contains("[bad"));
+    }
+
+    #[test]
+    fn cdrom_dm_md_multipath_and_read_only_are_refused() {
+        assert_eq!(
+            only(disk_reasons(&disk("sr0", DiskKind::Cdrom), &none())),
+            "CD-ROM drive"
+        );
+        assert!(
+            only(disk_reasons(&disk("dm-0", DiskKind::DeviceMapper), &none()))
+                .contains("device-mapper")
+        );
+        assert!(only(disk_reasons(&disk("md0", DiskKind::Md), &none())).contains("md RAID array"));
+        let mut d = disk("sdc", DiskKind::Disk);
+        d.multipath_member = true;
+        assert!(only(disk_reasons(&d, &none())).contains("multipath"));
+        let mut d = disk("sdd", DiskKind::Disk);
+        d.read_only = Some(true);
+        assert_eq!(only(disk_reasons(&d, &none())), "read-only");
+    }
+
+    #[test]
+    fn size_rules() {
+        let mut d = disk("sde", DiskKind::Disk);
+        d.size = Some(0);
+        assert!(only(disk_reasons(&d, &none())).contains("size 0"));
+        d.size = Some(100 << 20);
+        assert_eq!(
+            only(disk_reasons(&d, &none())),
+            "too small: 100.0 MiB (at least 1.0 GiB)"
+        );
+        d.size = None;
+        assert_eq!(only(disk_reasons(&d, &none())), "size unknown");
+    }
+
+    #[test]
+    fn unreadable_and_ambiguous_disks_are_refused() {
+        let mut d = disk("vda", DiskKind::Disk);
+        d.probe_errors = vec!["opening /dev/vda: Operation not permitted".into()];
+        assert!(only(disk_reasons(&d, &none())).contains("contents unknown"));
+        let mut d = disk("sdf", DiskKind::Disk);
+        d.ambiguous = true;
+        assert!(only(disk_reasons(&d, &none())).contains("wipefs --no-act /dev/sdf"));
+    }
+
+    #[test]
+    fn filesystem_signature_names_type_label_and_uuid() {
+        let mut d = disk("sdg", DiskKind::Disk);
+        let mut s = sig("ext4", "filesystem");
+        s.label = Some("data".into());
+        s.uuid = Some("1234".into());
+        d.signatures.push(s);
+        assert_eq!(
+            only(disk_reasons(&d, &none())),
+            "carries filesystem ext4 (label \"data\", UUID 1234)"
+        );
+    }
+
+    #[test]
+    fn member_signatures_say_what_they_belong_to() {
+        for (t, u, want) in [
+            ("LVM2_member", "raid", "LVM physical volume"),
+            ("linux_raid_member", "raid", "md RAID member"),
+            ("crypto_LUKS", "crypto", "LUKS"),
+            ("swap", "other", "swap signature"),
+            ("zfs_member", "filesystem", "ZFS pool member"),
+            ("ceph_bluestore", "other", "Ceph BlueStore"),
+        ] {
+            let mut d = disk("sdh", DiskKind::Disk);
+            d.signatures.push(sig(t, u));
+            let r = only(disk_reasons(&d, &none()));
+            assert!(r.contains(want), "{t}: {r}");
+        }
+    }
+
+    #[test]
+    fn partition_tables_count_their_partitions() {
+        let mut d = disk("sdi", DiskKind::Disk);
+        d.partition_table = Some(PartitionTable {
+            kind: "dos".into(),
+            uuid: None,
+        });
+        d.signatures.push(sig("dos", "partition_table"));
+        assert_eq!(
+            only(disk_reasons(&d, &none())),
+            "has an empty dos partition table"
+        );
+        d.partition_table = Some(PartitionTable {
+            kind: "gpt".into(),
+            uuid: None,
+        });
+        d.signatures = vec![
+            sig("gpt", "partition_table"),
+            sig("PMBR", "partition_table"),
+        ];
+        d.partitions = vec![part("sdi1", 1), part("sdi2", 2)];
+        assert_eq!(
+            only(disk_reasons(&d, &none())),
+            "has a gpt partition table with 2 partitions: sdi1, sdi2"
+        );
+    }
+
+    #[test]
+    fn lone_table_magic_is_reported_with_its_offset() {
+        let mut d = disk("sdj", DiskKind::Disk);
+        let mut s = sig("gpt", "partition_table");
+        s.offset = Some((10 << 30) - 512);
+        d.signatures.push(s);
+        let r = only(disk_reasons(&d, &none()));
+        assert!(
+            r.contains("partition-table signature gpt") && r.contains("at offset"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn partition_contents_are_named() {
+        let mut d = disk("sdk", DiskKind::Disk);
+        d.partition_table = Some(PartitionTable {
+            kind: "gpt".into(),
+            uuid: None,
+        });
+        let mut p = part("sdk1", 1);
+        p.signatures.push(sig("xfs", "filesystem"));
+        p.mounts.push("/srv".into());
+        p.holders.push("dm-3".into());
+        let mut q = part("sdk2", 2);
+        q.name = None;
+        q.swap = true;
+        d.partitions = vec![p, q];
+        let r = disk_reasons(&d, &none());
+        assert_eq!(r.len(), 5, "{r:?}");
+        assert!(r.contains(&"partition sdk1 carries filesystem xfs".to_string()));
+        assert!(r.contains(&"partition sdk1 is mounted at /srv".to_string()));
+        assert!(r.contains(&"partition sdk1 is held by dm-3".to_string()));
+        assert!(r.contains(&"partition #2 is in use as swap".to_string()));
+    }
+
+    #[test]
+    fn mounts_swap_and_holders_on_the_whole_disk() {
+        let mut d = disk("sdl", DiskKind::Disk);
+        d.mounts = vec!["/mnt/a".into()];
+        d.swap = true;
+        d.holders = vec!["dm-0".into()];
+        let r = disk_reasons(&d, &none());
+        assert_eq!(
+            r,
+            vec![
+                "mounted at /mnt/a".to_string(),
+                "in use as swap".to_string(),
+                "held by dm-0 (device-mapper, LVM, md or bcache)".to_string()
+            ]
+        );
+    }
 }
