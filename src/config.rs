@@ -69,7 +69,9 @@ impl AgentConfig {
 
     /// The file's settings with the command line's added.
     pub fn merged_with(mut self, flags: &InventoryConfig) -> Self {
-        self.inventory.allow_disk.extend(flags.allow_disk.iter().cloned());
+        self.inventory
+            .allow_disk
+            .extend(flags.allow_disk.iter().cloned());
         self
     }
 }
@@ -85,7 +87,10 @@ mod tests {
         assert_eq!(c.inventory.allow_disk, vec!["loop7", "/dev/sdb"]);
         let e = AgentConfig::parse(p, "allow-disks: [loop7]\n").unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("x.yaml") && msg.contains("allow-disks"), "{msg}");
+        assert!(
+            msg.contains("x.yaml") && msg.contains("allow-disks"),
+            "{msg}"
+        );
         assert_eq!(AgentConfig::parse(p, "\n").unwrap(), AgentConfig::default());
     }
 

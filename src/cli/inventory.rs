@@ -48,7 +48,16 @@ fn yes_no(eligible: bool) -> &'static str {
 
 /// NICs then disks, reasons visible.
 pub fn render_table(out: &mut impl Write, inv: &Inventory) -> anyhow::Result<()> {
-    let mut t = table(&["NIC", "KIND", "MAC", "MTU", "STATE", "ADDRESSES", "UPLINK", "WHY NOT"]);
+    let mut t = table(&[
+        "NIC",
+        "KIND",
+        "MAC",
+        "MTU",
+        "STATE",
+        "ADDRESSES",
+        "UPLINK",
+        "WHY NOT",
+    ]);
     for n in &inv.nics {
         let mut kind = n.kind.as_str().to_string();
         if let Some(v) = &n.vlan {

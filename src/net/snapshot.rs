@@ -7,7 +7,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use futures_util::TryStreamExt;
 use rtnetlink::{Handle, RouteMessageBuilder};
 
-use super::link::{parse_address, parse_default_route, parse_link, AddrFacts, DefaultRoute, LinkFacts};
+use super::link::{
+    parse_address, parse_default_route, parse_link, AddrFacts, DefaultRoute, LinkFacts,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -48,7 +50,10 @@ impl Snapshot {
                 .execute()
                 .try_collect::<Vec<_>>()
                 .await
-                .map_err(|source| SnapshotError::Dump { what: "links", source })
+                .map_err(|source| SnapshotError::Dump {
+                    what: "links",
+                    source,
+                })
         };
         let addrs = async {
             handle
@@ -57,7 +62,10 @@ impl Snapshot {
                 .execute()
                 .try_collect::<Vec<_>>()
                 .await
-                .map_err(|source| SnapshotError::Dump { what: "addresses", source })
+                .map_err(|source| SnapshotError::Dump {
+                    what: "addresses",
+                    source,
+                })
         };
         let routes4 = async {
             handle
@@ -66,7 +74,10 @@ impl Snapshot {
                 .execute()
                 .try_collect::<Vec<_>>()
                 .await
-                .map_err(|source| SnapshotError::Dump { what: "IPv4 routes", source })
+                .map_err(|source| SnapshotError::Dump {
+                    what: "IPv4 routes",
+                    source,
+                })
         };
         let routes6 = async {
             handle
@@ -75,7 +86,10 @@ impl Snapshot {
                 .execute()
                 .try_collect::<Vec<_>>()
                 .await
-                .map_err(|source| SnapshotError::Dump { what: "IPv6 routes", source })
+                .map_err(|source| SnapshotError::Dump {
+                    what: "IPv6 routes",
+                    source,
+                })
         };
         let links = links.await?;
         let addrs = addrs.await?;

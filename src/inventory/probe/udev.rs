@@ -61,7 +61,9 @@ impl UdevDevice {
 pub fn block_devices() -> std::io::Result<Vec<UdevDevice>> {
     let mut e = udev::Enumerator::new()?;
     e.match_subsystem("block")?;
-    Ok(e.scan_devices()?.map(|d| UdevDevice::from_device(&d)).collect())
+    Ok(e.scan_devices()?
+        .map(|d| UdevDevice::from_device(&d))
+        .collect())
 }
 
 /// The udev view of one network interface, if udev knows it.
