@@ -158,16 +158,27 @@ pub async fn probe_nics(root: &SysRoot) -> anyhow::Result<Vec<Nic>> {
 }
 
 pub fn nics_from_snapshot(root: &SysRoot, snap: &Snapshot) -> Vec<Nic> {
+    // udevd sees only the initial network namespace and keys its database by ifindex: inside
+    // another namespace an entry with our ifindex describes some other host interface.
+    let use_udev = root.use_udev && in_initial_netns(root);
     snap.links
         .values()
         .map(|link| {
             let sys = read_sysfs(root, &link.name);
-            let udev = root
-                .use_udev
+            let udev = use_udev
                 .then(|| super::udev::net_device(&link.name))
                 .flatten();
             let udev = udev.filter(|u| u.initialized);
             assemble(link, snap, sys, udev.as_ref())
         })
         .collect()
+}
+
+/// Whether this process shares the network namespace of PID 1.
+fn in_initial_netns(root: &SysRoot) -> bool {
+    let ns = |p: &str| std::fs::read_link(root.proc.join(p)).ok();
+    match (ns("self/ns/net"), ns("1/ns/net")) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
 }

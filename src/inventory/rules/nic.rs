@@ -9,7 +9,8 @@ pub fn uplink_reasons(nic: &Nic) -> Vec<String> {
     let mut reasons = Vec::new();
     match nic.kind {
         NicKind::Physical | NicKind::Bond | NicKind::Vlan | NicKind::Bridge => {}
-        NicKind::Loopback => reasons.push("loopback interface".to_string()),
+        // Nothing else about a loopback interface matters.
+        NicKind::Loopback => return vec!["loopback interface".to_string()],
         NicKind::Veth => reasons.push(
             "veth (one end of a virtual pair) is not an uplink kind: use a physical NIC, bond, VLAN or bridge"
                 .to_string(),
@@ -19,7 +20,7 @@ pub fn uplink_reasons(nic: &Nic) -> Vec<String> {
             nic.link_kind.as_deref().unwrap_or("unknown")
         )),
     }
-    if nic.kind != NicKind::Loopback && (!nic.broadcast || nic.link_type != "ether") {
+    if !nic.broadcast || nic.link_type != "ether" {
         reasons.push(format!(
             "not a broadcast Ethernet link (link type {}{})",
             nic.link_type,
@@ -149,6 +150,7 @@ mod tests {
         let mut n = nic("lo", NicKind::Loopback);
         n.link_type = "loopback".into();
         n.broadcast = false;
+        n.state = "down".into();
         assert_eq!(uplink_reasons(&n), vec!["loopback interface"]);
     }
 
