@@ -1,7 +1,12 @@
 //! Probes: the only inventory code that touches the OS. Each reads one source (netlink, sysfs,
 //! udev, libblkid, mountinfo) into owned plain structs; `nic` and `disk` assemble them.
 
+pub mod blkid;
+mod blkid_scan;
+pub mod block;
 pub mod disk;
+pub mod links;
+pub mod mounts;
 pub mod nic;
 pub mod sysfs;
 pub mod udev;
