@@ -9,5 +9,6 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod inventory;
+pub mod lab;
 pub mod logging;
 pub mod net;
