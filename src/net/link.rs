@@ -3,7 +3,9 @@
 
 use std::net::IpAddr;
 
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
 use rtnetlink::packet_route::link::{
     InfoBond, InfoData, InfoKind, InfoPortKind, InfoVlan, LinkAttribute, LinkFlags, LinkInfo,
     LinkLayerType, LinkMessage, State, VlanProtocol,
@@ -55,6 +57,8 @@ pub struct AddrFacts {
     pub prefix_len: u8,
     pub family: Family,
     pub scope: String,
+    /// Still in duplicate address detection (or failed it): not usable as a source yet.
+    pub tentative: bool,
 }
 
 impl AddrFacts {
@@ -205,10 +209,17 @@ pub fn parse_address(msg: &AddressMessage) -> Option<AddrFacts> {
     };
     let mut local = None;
     let mut address = None;
+    // IFA_FLAGS (32 bit) supersedes the 8-bit header flags when present.
+    let h = msg.header.flags;
+    let mut tentative =
+        h.contains(AddressHeaderFlags::Tentative) || h.contains(AddressHeaderFlags::Dadfailed);
     for attr in &msg.attributes {
         match attr {
             AddressAttribute::Local(a) => local = Some(*a),
             AddressAttribute::Address(a) => address = Some(*a),
+            AddressAttribute::Flags(f) => {
+                tentative = f.contains(AddressFlags::Tentative) || f.contains(AddressFlags::Dadfailed)
+            }
             _ => {}
         }
     }
@@ -222,6 +233,7 @@ pub fn parse_address(msg: &AddressMessage) -> Option<AddrFacts> {
         prefix_len: msg.header.prefix_len,
         family,
         scope: scope_name(msg.header.scope),
+        tentative,
     })
 }
 

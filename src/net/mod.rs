@@ -2,3 +2,4 @@
 
 pub mod link;
 pub mod snapshot;
+pub mod subnet;
