@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod discovery;
 pub mod inventory;
 pub mod lab;
 pub mod logging;

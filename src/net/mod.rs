@@ -3,3 +3,4 @@
 pub mod link;
 pub mod snapshot;
 pub mod subnet;
+pub mod watch;
