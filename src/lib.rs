@@ -5,6 +5,7 @@
 //! `inventory::rules` decides), `net` wraps rtnetlink, `cli` holds one file per subcommand,
 //! `config` the schema shared by flags and the config file.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
