@@ -19,12 +19,40 @@ pub struct InventoryConfig {
     pub allow_disk: Vec<String>,
 }
 
+/// Options that decide where discovery runs and what it advertises.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// Run mDNS only on interfaces matching GLOB (repeatable); also admits interfaces left out
+    /// by default (containers, tunnels, bridge ports).
+    #[arg(long = "mdns-allow-interface", value_name = "GLOB")]
+    #[serde(default)]
+    pub mdns_allow_interface: Vec<String>,
+
+    /// Never run mDNS on interfaces matching GLOB (repeatable).
+    #[arg(long = "mdns-deny-interface", value_name = "GLOB")]
+    #[serde(default)]
+    pub mdns_deny_interface: Vec<String>,
+
+    /// Name to advertise instead of the host name (one DNS label).
+    #[arg(long = "name", value_name = "NAME")]
+    #[serde(default)]
+    pub name: Option<String>,
+
+    /// Port of the peer API advertised in the SRV record.
+    #[arg(long = "peer-port", value_name = "PORT")]
+    #[serde(default)]
+    pub peer_port: Option<u16>,
+}
+
 /// The whole config file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct AgentConfig {
     #[serde(flatten)]
     pub inventory: InventoryConfig,
+    #[serde(flatten)]
+    pub discovery: DiscoveryConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +120,23 @@ mod tests {
             "{msg}"
         );
         assert_eq!(AgentConfig::parse(p, "\n").unwrap(), AgentConfig::default());
+    }
+
+    #[test]
+    fn discovery_keys_parse_and_flags_win() {
+        let c = AgentConfig::parse(
+            Path::new("x"),
+            "mdns-allow-interface: [eth*]\nname: h1\npeer-port: 9443\nallow-disk: [sdb]\n",
+        )
+        .unwrap();
+        assert_eq!(c.discovery.mdns_allow_interface, vec!["eth*"]);
+        assert_eq!(c.inventory.allow_disk, vec!["sdb"]);
+        let m = c.merged_discovery(&DiscoveryConfig {
+            name: Some("h2".into()),
+            ..Default::default()
+        });
+        assert_eq!(m.discovery.name.as_deref(), Some("h2"));
+        assert_eq!(m.discovery.peer_port, Some(9443));
     }
 
     #[test]

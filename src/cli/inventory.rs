@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::output::{or_dash, table, write_structured, Format};
+use crate::api::client::{Client, ClientError};
 use crate::config::{AgentConfig, InventoryConfig};
 use crate::inventory::{format_size, probe_host, DiskPolicy, Inventory, ProbeOptions};
 
@@ -15,21 +16,39 @@ pub struct InventoryArgs {
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
+    /// Probe here instead of asking microcloudd (implied by --allow-disk).
+    #[arg(long)]
+    pub local: bool,
+
     #[command(flatten)]
     pub inventory: InventoryConfig,
 }
 
-pub fn exec(config: Option<&Path>, args: &InventoryArgs) -> anyhow::Result<()> {
-    let cfg = AgentConfig::load(config)?.merged_with(&args.inventory);
-    let opts = ProbeOptions {
-        disk_policy: DiskPolicy::new(&cfg.inventory.allow_disk)?,
-        ..Default::default()
-    };
+pub fn exec(config: Option<&Path>, socket: &Path, args: &InventoryArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let inv = rt.block_on(probe_host(&opts));
+    // The daemon's inventory is current and uses the daemon's config; flags that change what is
+    // eligible need a probe of our own.
+    let local = args.local || !args.inventory.allow_disk.is_empty();
+    let inv = rt.block_on(async {
+        if !local {
+            match Client::new(socket).get::<Inventory>("/1.0/inventory").await {
+                Ok(inv) => return Ok(inv),
+                Err(ClientError::NotRunning(_)) => {
+                    tracing::debug!("microcloudd not running, probing directly");
+                }
+                Err(e) => return Err(anyhow::Error::new(e)),
+            }
+        }
+        let cfg = AgentConfig::load(config)?.merged_with(&args.inventory);
+        let opts = ProbeOptions {
+            disk_policy: DiskPolicy::new(&cfg.inventory.allow_disk)?,
+            ..Default::default()
+        };
+        Ok(probe_host(&opts).await)
+    })?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if !write_structured(&mut out, args.format, &inv)? {

@@ -1,5 +1,6 @@
 //! The `microcloud` command line: argument schema and dispatch, one file per subcommand.
 
+pub mod discover;
 pub mod inventory;
 pub mod output;
 
@@ -21,6 +22,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE", env = "MICROCLOUD_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// The daemon's control socket.
+    #[arg(long, global = true, value_name = "PATH", env = "MICROCLOUD_CONTROL_SOCKET",
+          default_value = crate::api::DEFAULT_CONTROL_SOCKET)]
+    pub control_socket: PathBuf,
+
     /// Log verbosity: -v info, -vv debug, -vvv trace (or set RUST_LOG).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -34,12 +40,16 @@ pub enum Command {
     /// Show every NIC and disk of this host with its facts, and whether microcloud may use it
     /// (and if not, why).
     Inventory(inventory::InventoryArgs),
+    /// List the microcloud agents found with mDNS on this host's link-local subnets. Untrusted:
+    /// anyone on the LAN can advertise.
+    Discover(discover::DiscoverArgs),
 }
 
 /// Run the parsed command line; the binary only sets up logging and the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Inventory(args) => inventory::exec(cli.config.as_deref(), &args),
+        Command::Inventory(args) => inventory::exec(cli.config.as_deref(), &cli.control_socket, &args),
+        Command::Discover(args) => discover::exec(&cli.control_socket, &args),
     }
 }
 

@@ -2,6 +2,7 @@
 //! what is eligible, and `probe_host` ties the two together.
 
 pub mod model;
+pub mod monitor;
 pub mod probe;
 pub mod rules;
 
