@@ -102,6 +102,22 @@ impl AgentConfig {
             .extend(flags.allow_disk.iter().cloned());
         self
     }
+
+    /// The file's discovery settings with the command line's added (single values: flags win).
+    pub fn merged_discovery(mut self, flags: &DiscoveryConfig) -> Self {
+        let d = &mut self.discovery;
+        d.mdns_allow_interface
+            .extend(flags.mdns_allow_interface.iter().cloned());
+        d.mdns_deny_interface
+            .extend(flags.mdns_deny_interface.iter().cloned());
+        if flags.name.is_some() {
+            d.name.clone_from(&flags.name);
+        }
+        if flags.peer_port.is_some() {
+            d.peer_port = flags.peer_port;
+        }
+        self
+    }
 }
 
 #[cfg(test)]
