@@ -2,6 +2,19 @@
 //! through netlink to the link-local subnet.
 //!
 //! `scope` decides which interfaces and peers count (pure); `socket` is the I/O edge.
+//!
+//! The pure mDNS core touches no socket, clock or netlink: `codec` (packets), `txt` and
+//! `records` (what we advertise), `responder` and `browser` (state machines). The driver owns one
+//! `Responder` and one `Browser` per (interface, address family), feeds them parsed packets with
+//! the facts only it knows (arrival interface, whether the source is on-link, whether the packet
+//! is our own loopback copy) and the current `Instant`, sends what `poll` returns and sleeps
+//! until `next_deadline`. Randomness comes from an injected `StdRng`, so tests run the machines
+//! on a fake clock with a fixed seed.
 
+pub mod codec;
+pub mod name;
 pub mod scope;
 pub mod socket;
+
+pub use codec::{Message, ParseError, Question, RData, Record};
+pub use name::DnsName;
