@@ -13,8 +13,12 @@
 
 pub mod codec;
 pub mod name;
+pub mod records;
 pub mod scope;
 pub mod socket;
+pub mod txt;
 
 pub use codec::{Message, ParseError, Question, RData, Record};
 pub use name::DnsName;
+pub use records::HostIdentity;
+pub use txt::{PeerState, PeerTxt};
