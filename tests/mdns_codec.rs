@@ -46,7 +46,12 @@ fn sample() -> Message {
         ),
     ];
     m.additionals = vec![
-        rec(host.clone(), 120, true, RData::A(Ipv4Addr::new(10, 0, 0, 1))),
+        rec(
+            host.clone(),
+            120,
+            true,
+            RData::A(Ipv4Addr::new(10, 0, 0, 1)),
+        ),
         rec(host.clone(), 120, true, RData::Aaaa(Ipv6Addr::LOCALHOST)),
         rec(
             host.clone(),
@@ -78,7 +83,10 @@ fn round_trip_every_record_kind() {
     // The instance label keeps its dot, space and UTF-8 as one label.
     let back = codec::parse(&bytes).unwrap();
     assert_eq!(back.answers[1].name.labels().len(), 4);
-    assert_eq!(back.answers[1].name.first_label().unwrap(), "Rack 3. Node «ü»".as_bytes());
+    assert_eq!(
+        back.answers[1].name.first_label().unwrap(),
+        "Rack 3. Node «ü»".as_bytes()
+    );
 }
 
 #[test]
@@ -114,13 +122,22 @@ fn compression_shrinks_repeated_names() {
         .map(|r| r.name.wire_len() + 10 + r.data.canonical_bytes().len())
         .sum::<usize>()
         + 12;
-    assert!(bytes.len() < uncompressed - 60, "{} vs {uncompressed}", bytes.len());
+    assert!(
+        bytes.len() < uncompressed - 60,
+        "{} vs {uncompressed}",
+        bytes.len()
+    );
 }
 
 #[test]
 fn names_compare_case_insensitively_after_parse() {
     let mut m = Message::response();
-    m.answers = vec![rec(n("NODE-1.Local"), 120, true, RData::A(Ipv4Addr::new(1, 2, 3, 4)))];
+    m.answers = vec![rec(
+        n("NODE-1.Local"),
+        120,
+        true,
+        RData::A(Ipv4Addr::new(1, 2, 3, 4)),
+    )];
     let back = codec::parse(&codec::encode(&m).unwrap()).unwrap();
     assert_eq!(back.answers[0].name, n("node-1.local"));
     assert_eq!(back.answers[0].name.to_string(), "NODE-1.Local");
@@ -146,8 +163,11 @@ fn split_respects_budget_and_sets_tc_on_queries() {
     }];
     let svc = n("_microcloud._tcp.local");
     for i in 0..80 {
-        let inst = svc.prepend(format!("host number {i:03}").as_bytes()).unwrap();
-        q.answers.push(rec(svc.clone(), 4000, false, RData::Ptr(inst)));
+        let inst = svc
+            .prepend(format!("host number {i:03}").as_bytes())
+            .unwrap();
+        q.answers
+            .push(rec(svc.clone(), 4000, false, RData::Ptr(inst)));
     }
     let parts = codec::split(&q, 512).unwrap();
     assert!(parts.len() > 2);
@@ -230,16 +250,22 @@ fn malformed_corpus_is_refused() {
     p.extend_from_slice(&[1, b'a', 0, 0, 1, 0, 1, 0, 0, 0, 120, 0, 4, 10, 0]);
     corpus.push(("truncated A rdata", p));
     let mut p = header(0, 1);
-    p.extend_from_slice(&[1, b'a', 0, 0, 33, 0, 1, 0, 0, 0, 120, 0, 8, 0, 0, 0, 0, 0x24, 0xc3, 5, b'x']);
+    p.extend_from_slice(&[
+        1, b'a', 0, 0, 33, 0, 1, 0, 0, 0, 120, 0, 8, 0, 0, 0, 0, 0x24, 0xc3, 5, b'x',
+    ]);
     corpus.push(("SRV target runs out of rdata", p));
     let mut p = header(0, 1);
-    p.extend_from_slice(&[1, b'a', 0, 0, 47, 0, 1, 0, 0, 0, 120, 0, 4, 0xc0, 0x40, 0, 1]);
+    p.extend_from_slice(&[
+        1, b'a', 0, 0, 47, 0, 1, 0, 0, 0, 120, 0, 4, 0xc0, 0x40, 0, 1,
+    ]);
     corpus.push(("NSEC with a bad pointer", p));
     let mut p = header(0, 1);
     p.extend_from_slice(&[1, b'a', 0, 0, 1, 0, 1, 0, 0, 0, 120, 0, 0]);
     corpus.push(("zero-length A", p));
     let mut p = header(0, 1);
-    p.extend_from_slice(&[1, b'a', 0, 0, 16, 0, 1, 0, 0, 0, 120, 0, 5, 9, b'k', b'=', b'v']);
+    p.extend_from_slice(&[
+        1, b'a', 0, 0, 16, 0, 1, 0, 0, 0, 120, 0, 5, 9, b'k', b'=', b'v',
+    ]);
     corpus.push(("TXT string longer than rdata", p));
     corpus.push(("too large", vec![0; 9001]));
     for (what, bytes) in corpus {

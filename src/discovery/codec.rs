@@ -344,8 +344,12 @@ fn from_sd_record(rr: &ResourceRecord<'_>) -> Result<Option<Record>, ParseError>
 /// because simple-dns does not expose rdata writing on its own.
 fn raw_rdata(rd: SdRData<'_>) -> Vec<u8> {
     let mut p = Packet::new_reply(0);
-    p.answers
-        .push(ResourceRecord::new(Name::new_unchecked(""), CLASS::IN, 0, rd));
+    p.answers.push(ResourceRecord::new(
+        Name::new_unchecked(""),
+        CLASS::IN,
+        0,
+        rd,
+    ));
     // header, root name (1), type, class, ttl, rdlength (10)
     p.build_bytes_vec()
         .ok()
@@ -418,8 +422,7 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, EncodeError> {
     }
     p.set_flags(flags);
     for q in &msg.questions {
-        let qtype =
-            QTYPE::try_from(q.qtype).unwrap_or(QTYPE::TYPE(TYPE::Unknown(q.qtype)));
+        let qtype = QTYPE::try_from(q.qtype).unwrap_or(QTYPE::TYPE(TYPE::Unknown(q.qtype)));
         p.questions.push(SdQuestion::new(
             to_sd_name(&q.name),
             qtype,
@@ -487,7 +490,8 @@ pub fn split(msg: &Message, budget: usize) -> Result<Vec<Message>, EncodeError> 
         };
         let mut trial = cur.clone();
         section(&mut trial);
-        if encode(&trial)?.len() <= budget || trial.record_count() == 1 && trial.questions.is_empty()
+        if encode(&trial)?.len() <= budget
+            || trial.record_count() == 1 && trial.questions.is_empty()
         {
             cur = trial;
             continue;

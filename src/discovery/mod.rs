@@ -12,13 +12,17 @@
 //! on a fake clock with a fixed seed.
 
 pub mod codec;
+pub mod io;
 pub mod name;
 pub mod records;
+pub mod responder;
 pub mod scope;
 pub mod socket;
 pub mod txt;
 
 pub use codec::{Message, ParseError, Question, RData, Record};
+pub use io::{Dest, Incoming, Outgoing, MDNS_PORT};
 pub use name::DnsName;
 pub use records::HostIdentity;
+pub use responder::{Responder, ResponderEvent, ResponderState};
 pub use txt::{PeerState, PeerTxt};

@@ -128,7 +128,9 @@ impl PeerTxt {
                 continue;
             }
             seen.push(key.clone());
-            let text = value.and_then(|v| std::str::from_utf8(v).ok()).map(str::to_string);
+            let text = value
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(str::to_string);
             match key.as_str() {
                 "pv" => txt.protocol = text,
                 "v" => txt.version = text,
@@ -200,7 +202,13 @@ mod tests {
     #[test]
     fn states() {
         assert_eq!(PeerState::parse("free"), PeerState::Free);
-        assert_eq!(PeerState::parse("member:"), PeerState::Unknown("member:".into()));
-        assert_eq!(PeerState::parse("later"), PeerState::Unknown("later".into()));
+        assert_eq!(
+            PeerState::parse("member:"),
+            PeerState::Unknown("member:".into())
+        );
+        assert_eq!(
+            PeerState::parse("later"),
+            PeerState::Unknown("later".into())
+        );
     }
 }
