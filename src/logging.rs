@@ -28,7 +28,7 @@ pub fn init_daemon() {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter("info"))
         .with_writer(std::io::stderr)
-        .with_ansi(!journald);
+        .with_ansi(!journald && std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = if journald {
         builder.without_time().try_init()
     } else {

@@ -35,22 +35,29 @@ pub struct DiscoverArgs {
 
 pub fn exec(socket: &Path, args: &DiscoverArgs) -> anyhow::Result<()> {
     if !(args.wait.is_finite() && args.wait >= 0.0) {
-        bail!("--wait must be a non-negative number of seconds, got {}", args.wait);
+        bail!(
+            "--wait must be a non-negative number of seconds, got {}",
+            args.wait
+        );
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let resp = rt.block_on(discover(socket, args))?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // One write at the end instead of one per line (stdout is line-buffered).
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if !write_structured(&mut out, args.format, &resp)? {
         render(&mut out, &resp)?;
     }
+    std::io::Write::flush(&mut out)?;
     if let Some(n) = args.expect {
         let found = resp.peers.iter().filter(|p| p.in_scope).count();
         if found < n {
-            bail!("expected {n} peers in scope, found {found} within {} s", args.wait);
+            bail!(
+                "expected {n} peers in scope, found {found} within {} s",
+                args.wait
+            );
         }
     }
     Ok(())
@@ -58,7 +65,11 @@ pub fn exec(socket: &Path, args: &DiscoverArgs) -> anyhow::Result<()> {
 
 async fn discover(socket: &Path, args: &DiscoverArgs) -> anyhow::Result<PeersResponse> {
     let client = Client::new(socket);
-    let uri = if args.all { "/1.0/peers?all=true" } else { "/1.0/peers" };
+    let uri = if args.all {
+        "/1.0/peers?all=true"
+    } else {
+        "/1.0/peers"
+    };
     let deadline = Instant::now() + Duration::from_secs_f64(args.wait);
     // Without --expect there is no way to know when everyone has answered: ask for a fresh
     // browse and collect answers for the whole wait.
@@ -81,7 +92,15 @@ async fn discover(socket: &Path, args: &DiscoverArgs) -> anyhow::Result<PeersRes
 }
 
 fn render(out: &mut impl std::io::Write, resp: &PeersResponse) -> anyhow::Result<()> {
-    let mut t = table(&["NAME", "ADDRESSES", "STATE", "SERVICES", "VERSION", "FINGERPRINT", "IN SCOPE"]);
+    let mut t = table(&[
+        "NAME",
+        "ADDRESSES",
+        "STATE",
+        "SERVICES",
+        "VERSION",
+        "FINGERPRINT",
+        "IN SCOPE",
+    ]);
     for p in &resp.peers {
         t.add_row(vec![
             p.name.clone(),

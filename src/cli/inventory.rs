@@ -49,11 +49,12 @@ pub fn exec(config: Option<&Path>, socket: &Path, args: &InventoryArgs) -> anyho
         };
         Ok(probe_host(&opts).await)
     })?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // One write at the end instead of one per line (stdout is line-buffered).
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if !write_structured(&mut out, args.format, &inv)? {
         render_table(&mut out, &inv)?;
     }
+    out.flush().map_err(anyhow::Error::from)?;
     Ok(())
 }
 

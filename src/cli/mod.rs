@@ -48,7 +48,9 @@ pub enum Command {
 /// Run the parsed command line; the binary only sets up logging and the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Inventory(args) => inventory::exec(cli.config.as_deref(), &cli.control_socket, &args),
+        Command::Inventory(args) => {
+            inventory::exec(cli.config.as_deref(), &cli.control_socket, &args)
+        }
         Command::Discover(args) => discover::exec(&cli.control_socket, &args),
     }
 }

@@ -11,15 +11,19 @@
 //! until `next_deadline`. Randomness comes from an injected `StdRng`, so tests run the machines
 //! on a fake clock with a fixed seed.
 
+pub mod browser;
 pub mod codec;
+pub mod engine;
 pub mod io;
 pub mod name;
+pub mod peers;
 pub mod records;
 pub mod responder;
 pub mod scope;
 pub mod socket;
 pub mod txt;
 
+pub use browser::{Browser, BrowserConfig, BrowserEvent, ResolvedPeer};
 pub use codec::{Message, ParseError, Question, RData, Record};
 pub use io::{Dest, Incoming, Outgoing, MDNS_PORT};
 pub use name::DnsName;

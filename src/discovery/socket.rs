@@ -44,7 +44,8 @@ pub enum Dest {
 pub struct McastSocket {
     family: Family,
     sock: UdpSocket,
-    joined: BTreeSet<u32>,
+    /// Interfaces whose group we joined (join/leave run on the engine's task, recv elsewhere).
+    joined: std::sync::Mutex<BTreeSet<u32>>,
 }
 
 fn group_addr(family: Family) -> IpAddr {
@@ -86,7 +87,7 @@ impl McastSocket {
         Ok(McastSocket {
             family,
             sock: UdpSocket::from_std(std::net::UdpSocket::from(s))?,
-            joined: BTreeSet::new(),
+            joined: std::sync::Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -95,7 +96,7 @@ impl McastSocket {
     }
 
     /// Join the group on `ifindex`. Joining twice reports EADDRINUSE, which means joined.
-    pub fn join(&mut self, ifindex: u32) -> std::io::Result<()> {
+    pub fn join(&self, ifindex: u32) -> std::io::Result<()> {
         let s = socket2::SockRef::from(&self.sock);
         let r = match self.family {
             Family::Inet => s.join_multicast_v4_n(&MDNS_V4, &InterfaceIndexOrAddress::Index(ifindex)),
@@ -106,13 +107,13 @@ impl McastSocket {
             Err(e) if e.raw_os_error() == Some(nix::libc::EADDRINUSE) => {}
             Err(e) => return Err(e),
         }
-        self.joined.insert(ifindex);
+        self.joined_set().insert(ifindex);
         Ok(())
     }
 
     /// Leave the group on `ifindex`; an interface that vanished has left it already.
-    pub fn leave(&mut self, ifindex: u32) {
-        if self.joined.remove(&ifindex) {
+    pub fn leave(&self, ifindex: u32) {
+        if self.joined_set().remove(&ifindex) {
             let s = socket2::SockRef::from(&self.sock);
             let _ = match self.family {
                 Family::Inet => s.leave_multicast_v4_n(&MDNS_V4, &InterfaceIndexOrAddress::Index(ifindex)),
@@ -122,7 +123,12 @@ impl McastSocket {
     }
 
     pub fn joined(&self, ifindex: u32) -> bool {
-        self.joined.contains(&ifindex)
+        self.joined_set().contains(&ifindex)
+    }
+
+    fn joined_set(&self) -> std::sync::MutexGuard<'_, BTreeSet<u32>> {
+        // A poisoned set is still a valid set of integers.
+        self.joined.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Receive one datagram into `buf` with its arrival interface.
