@@ -15,7 +15,11 @@ struct Netns(String);
 impl Netns {
     fn new(tag: &str) -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!("mct-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "mct-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
         common::run("ip", &["netns", "add", &name]);
         Netns(name)
     }
@@ -29,7 +33,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("ip").args(["netns", "del", &self.0]).status();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
     }
 }
 
@@ -55,7 +61,15 @@ fn inventory(ns: &Netns) -> Value {
     let bin = common::bin("microcloud");
     let out = common::run(
         "ip",
-        &["netns", "exec", &ns.0, bin.to_str().unwrap(), "inventory", "--format", "json"],
+        &[
+            "netns",
+            "exec",
+            &ns.0,
+            bin.to_str().unwrap(),
+            "inventory",
+            "--format",
+            "json",
+        ],
     );
     serde_json::from_str(&out).expect("inventory JSON")
 }
@@ -96,14 +110,23 @@ fn eligibility_and_reasons_in_a_namespace() {
     let r = reasons(va0);
     assert_eq!(r.len(), 2, "{r:?}");
     assert!(r[0].starts_with("veth"), "{r:?}");
-    assert!(r[1].contains("10.99.0.1/24") && r[1].contains("fd99::1/64"), "{r:?}");
+    assert!(
+        r[1].contains("10.99.0.1/24") && r[1].contains("fd99::1/64"),
+        "{r:?}"
+    );
 
     let r = reasons(&nics["va1"]);
-    assert_eq!(r.len(), 1, "an unaddressed veth is refused for its kind only: {r:?}");
+    assert_eq!(
+        r.len(),
+        1,
+        "an unaddressed veth is refused for its kind only: {r:?}"
+    );
 
     let vb0 = &nics["vb0"];
     assert_eq!(vb0["state"], "down");
-    assert!(reasons(vb0).iter().any(|r| r.contains("administratively down") && r.contains("ip link set vb0 up")));
+    assert!(reasons(vb0)
+        .iter()
+        .any(|r| r.contains("administratively down") && r.contains("ip link set vb0 up")));
 
     let vb1 = &nics["vb1"];
     assert_eq!(vb1["controller"], "br0");
@@ -134,10 +157,16 @@ fn facts_match_ip_addr() {
         let ours = &nics[name];
         assert_eq!(ours["ifindex"], link["ifindex"], "{name} ifindex");
         assert_eq!(ours["mtu"], link["mtu"], "{name} mtu");
-        let mac = link["address"].as_str().filter(|m| *m != "00:00:00:00:00:00");
+        let mac = link["address"]
+            .as_str()
+            .filter(|m| *m != "00:00:00:00:00:00");
         assert_eq!(ours["mac"].as_str(), mac, "{name} mac");
         let up = link["flags"].as_array().unwrap().iter().any(|f| f == "UP");
-        assert_eq!(ours["state"], if up { "up" } else { "down" }, "{name} state");
+        assert_eq!(
+            ours["state"],
+            if up { "up" } else { "down" },
+            "{name} state"
+        );
         let mut theirs: Vec<String> = link["addr_info"]
             .as_array()
             .unwrap()
@@ -161,7 +190,12 @@ fn facts_match_ip_addr() {
             .iter()
             .map(|a| a["scope"].as_str().unwrap())
             .collect();
-        for (a, s) in ours["address_details"].as_array().unwrap().iter().zip(&scopes) {
+        for (a, s) in ours["address_details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(&scopes)
+        {
             assert_eq!(a["scope"].as_str().unwrap(), *s, "{name} scope");
         }
     }

@@ -44,16 +44,18 @@ impl Client {
     }
 
     async fn call(&self, method: Method, uri: &str) -> Result<Bytes, ClientError> {
-        let stream = UnixStream::connect(&self.path).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
-                ClientError::NotRunning(self.path.clone())
-            }
-            std::io::ErrorKind::PermissionDenied => ClientError::Denied(self.path.clone()),
-            _ => ClientError::Connect {
-                path: self.path.clone(),
-                source: e,
-            },
-        })?;
+        let stream = UnixStream::connect(&self.path)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                    ClientError::NotRunning(self.path.clone())
+                }
+                std::io::ErrorKind::PermissionDenied => ClientError::Denied(self.path.clone()),
+                _ => ClientError::Connect {
+                    path: self.path.clone(),
+                    source: e,
+                },
+            })?;
         let err = |message: String| ClientError::Request {
             method: method.clone(),
             uri: uri.to_string(),
@@ -70,7 +72,10 @@ impl Client {
             .header(hyper::header::HOST, "microcloudd")
             .body(Empty::<Bytes>::new())
             .map_err(|e| err(e.to_string()))?;
-        let resp = sender.send_request(req).await.map_err(|e| err(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| err(e.to_string()))?;
         let status = resp.status();
         let body = resp
             .into_body()

@@ -74,7 +74,11 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 }
 
 /// Serve until cancelled.
-pub async fn serve(listener: UnixListener, state: Arc<ApiState>, cancel: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: UnixListener,
+    state: Arc<ApiState>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await

@@ -10,7 +10,12 @@ use tokio::sync::mpsc;
 
 /// The udev tag our rules file (`udev-rules/70-microcloud.rules`) puts on the devices we watch.
 pub const UDEV_TAG: &str = "microcloud";
-const RULE_DIRS: &[&str] = &["/etc/udev/rules.d", "/run/udev/rules.d", "/lib/udev/rules.d", "/usr/lib/udev/rules.d"];
+const RULE_DIRS: &[&str] = &[
+    "/etc/udev/rules.d",
+    "/run/udev/rules.d",
+    "/lib/udev/rules.d",
+    "/usr/lib/udev/rules.d",
+];
 
 /// A running monitor; dropping it stops the thread.
 pub struct UdevMonitor {
@@ -67,7 +72,9 @@ fn listen() -> std::io::Result<udev::MonitorSocket> {
     let builder = if rules_installed() {
         builder.match_tag(UDEV_TAG)?
     } else {
-        tracing::info!("udev rules 70-microcloud.rules not installed; watching all block and net events");
+        tracing::info!(
+            "udev rules 70-microcloud.rules not installed; watching all block and net events"
+        );
         builder.match_subsystem("block")?.match_subsystem("net")?
     };
     builder.listen()

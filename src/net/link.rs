@@ -218,7 +218,8 @@ pub fn parse_address(msg: &AddressMessage) -> Option<AddrFacts> {
             AddressAttribute::Local(a) => local = Some(*a),
             AddressAttribute::Address(a) => address = Some(*a),
             AddressAttribute::Flags(f) => {
-                tentative = f.contains(AddressFlags::Tentative) || f.contains(AddressFlags::Dadfailed)
+                tentative =
+                    f.contains(AddressFlags::Tentative) || f.contains(AddressFlags::Dadfailed)
             }
             _ => {}
         }

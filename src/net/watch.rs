@@ -26,7 +26,10 @@ pub struct NetWatch {
 }
 
 /// Subscribe to link/address/route events, take the first snapshot, and keep it current.
-pub async fn start(debounce: Duration, cancel: CancellationToken) -> Result<NetWatch, SnapshotError> {
+pub async fn start(
+    debounce: Duration,
+    cancel: CancellationToken,
+) -> Result<NetWatch, SnapshotError> {
     let (conn, handle, mut events) = rtnetlink::new_multicast_connection(&[
         MulticastGroup::Link,
         MulticastGroup::Ipv4Ifaddr,
@@ -69,7 +72,11 @@ pub async fn start(debounce: Duration, cancel: CancellationToken) -> Result<NetW
                 Ok(s) => {
                     let changed = **tx.borrow() != s;
                     if changed {
-                        tracing::debug!(links = s.links.len(), addresses = s.addresses.len(), "network changed");
+                        tracing::debug!(
+                            links = s.links.len(),
+                            addresses = s.addresses.len(),
+                            "network changed"
+                        );
                         tx.send_replace(Arc::new(s));
                     }
                 }
@@ -79,5 +86,8 @@ pub async fn start(debounce: Duration, cancel: CancellationToken) -> Result<NetW
         driver.abort();
         result
     });
-    Ok(NetWatch { snapshots: rx, task })
+    Ok(NetWatch {
+        snapshots: rx,
+        task,
+    })
 }

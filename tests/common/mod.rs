@@ -12,7 +12,9 @@ pub fn privileged(test: &str) -> bool {
     if std::env::var("MICROCLOUD_TEST_PRIVILEGED").as_deref() == Ok("1") {
         panic!("{test}: needs root, and MICROCLOUD_TEST_PRIVILEGED=1 forbids skipping it");
     }
-    eprintln!("skipping {test}: needs root (set MICROCLOUD_TEST_PRIVILEGED=1 to make this an error)");
+    eprintln!(
+        "skipping {test}: needs root (set MICROCLOUD_TEST_PRIVILEGED=1 to make this an error)"
+    );
     false
 }
 
@@ -35,10 +37,14 @@ pub fn run(cmd: &str, args: &[&str]) -> String {
 /// Make sure udevd runs (started by hand on machines without systemd), then settle.
 pub fn ensure_udevd() {
     if !std::path::Path::new("/run/udev/control").exists() {
-        let _ = Command::new("/lib/systemd/systemd-udevd").arg("--daemon").status();
+        let _ = Command::new("/lib/systemd/systemd-udevd")
+            .arg("--daemon")
+            .status();
         let _ = Command::new("udevadm").args(["trigger"]).status();
     }
-    let _ = Command::new("udevadm").args(["settle", "--timeout=30"]).status();
+    let _ = Command::new("udevadm")
+        .args(["settle", "--timeout=30"])
+        .status();
 }
 
 /// Path of a binary built by this package.
