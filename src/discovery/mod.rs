@@ -12,6 +12,7 @@
 //! on a fake clock with a fixed seed.
 
 pub mod browser;
+pub mod browser;
 pub mod codec;
 pub mod engine;
 pub mod io;
@@ -23,6 +24,7 @@ pub mod scope;
 pub mod socket;
 pub mod txt;
 
+pub use browser::{Browser, BrowserConfig, BrowserEvent, ResolvedPeer};
 pub use browser::{Browser, BrowserConfig, BrowserEvent, ResolvedPeer};
 pub use codec::{Message, ParseError, Question, RData, Record};
 pub use io::{Dest, Incoming, Outgoing, MDNS_PORT};
