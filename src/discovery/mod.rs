@@ -12,7 +12,6 @@
 //! on a fake clock with a fixed seed.
 
 pub mod browser;
-pub mod browser;
 pub mod codec;
 pub mod engine;
 pub mod io;
@@ -24,7 +23,6 @@ pub mod scope;
 pub mod socket;
 pub mod txt;
 
-pub use browser::{Browser, BrowserConfig, BrowserEvent, ResolvedPeer};
 pub use browser::{Browser, BrowserConfig, BrowserEvent, ResolvedPeer};
 pub use codec::{Message, ParseError, Question, RData, Record};
 pub use io::{Dest, Incoming, Outgoing, MDNS_PORT};
