@@ -23,6 +23,17 @@ pub enum SnapshotError {
     },
 }
 
+/// Collect one netlink dump, naming it in the error.
+async fn dump<T>(
+    what: &'static str,
+    stream: impl futures_util::Stream<Item = Result<T, rtnetlink::Error>>,
+) -> Result<Vec<T>, SnapshotError> {
+    stream
+        .try_collect()
+        .await
+        .map_err(|source| SnapshotError::Dump { what, source })
+}
+
 /// Links by ifindex, every address, and the default routes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -43,57 +54,12 @@ impl Snapshot {
 
     pub async fn take_with(handle: &Handle) -> Result<Snapshot, SnapshotError> {
         // One socket can run only one dump at a time (EBUSY otherwise): run them in turn.
-        let links = async {
-            handle
-                .link()
-                .get()
-                .execute()
-                .try_collect::<Vec<_>>()
-                .await
-                .map_err(|source| SnapshotError::Dump {
-                    what: "links",
-                    source,
-                })
-        };
-        let addrs = async {
-            handle
-                .address()
-                .get()
-                .execute()
-                .try_collect::<Vec<_>>()
-                .await
-                .map_err(|source| SnapshotError::Dump {
-                    what: "addresses",
-                    source,
-                })
-        };
-        let routes4 = async {
-            handle
-                .route()
-                .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-                .execute()
-                .try_collect::<Vec<_>>()
-                .await
-                .map_err(|source| SnapshotError::Dump {
-                    what: "IPv4 routes",
-                    source,
-                })
-        };
-        let routes6 = async {
-            handle
-                .route()
-                .get(RouteMessageBuilder::<Ipv6Addr>::new().build())
-                .execute()
-                .try_collect::<Vec<_>>()
-                .await
-                .map_err(|source| SnapshotError::Dump {
-                    what: "IPv6 routes",
-                    source,
-                })
-        };
-        let links = links.await?;
-        let addrs = addrs.await?;
-        let (routes4, routes6) = (routes4.await, routes6.await);
+        let links = dump("links", handle.link().get().execute()).await?;
+        let addrs = dump("addresses", handle.address().get().execute()).await?;
+        let v4 = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        let routes4 = dump("IPv4 routes", handle.route().get(v4).execute()).await;
+        let v6 = RouteMessageBuilder::<Ipv6Addr>::new().build();
+        let routes6 = dump("IPv6 routes", handle.route().get(v6).execute()).await;
         let mut snap = Snapshot {
             links: links
                 .iter()
