@@ -105,7 +105,10 @@ fn open(family: Family) -> Option<Arc<McastSocket>> {
     match McastSocket::open(family) {
         Ok(s) => Some(Arc::new(s)),
         Err(e) => {
-            tracing::warn!(?family, "mDNS socket unavailable, this family is skipped: {e}");
+            tracing::warn!(
+                ?family,
+                "mDNS socket unavailable, this family is skipped: {e}"
+            );
             None
         }
     }
@@ -169,7 +172,11 @@ pub async fn run(
         }
     }
     e.goodbye_all(Instant::now()).await;
-    tracing::info!(malformed = e.drops.malformed, unknown_interface = e.drops.unknown_interface, "discovery stopped");
+    tracing::info!(
+        malformed = e.drops.malformed,
+        unknown_interface = e.drops.unknown_interface,
+        "discovery stopped"
+    );
     Ok(())
 }
 
@@ -222,7 +229,12 @@ impl Engine {
         self.ifaces
             .values()
             .flat_map(|i| i.links.values())
-            .flat_map(|l| [l.responder.as_ref().and_then(Responder::next_deadline), l.browser.next_deadline()])
+            .flat_map(|l| {
+                [
+                    l.responder.as_ref().and_then(Responder::next_deadline),
+                    l.browser.next_deadline(),
+                ]
+            })
             .flatten()
             .min()
     }
@@ -230,8 +242,11 @@ impl Engine {
     /// Bring the per-interface machines in line with the netlink snapshot.
     async fn reconcile(&mut self, now: Instant, snap: &Snapshot) {
         let decision = scope::decide(snap, &self.cfg.policy);
-        let old: BTreeMap<u32, IfaceScope> =
-            self.ifaces.iter().map(|(i, s)| (*i, s.scope.clone())).collect();
+        let old: BTreeMap<u32, IfaceScope> = self
+            .ifaces
+            .iter()
+            .map(|(i, s)| (*i, s.scope.clone()))
+            .collect();
         let diff = scope::reconcile(&old, &decision.used);
         for idx in &diff.removed {
             if let Some(mut iface) = self.ifaces.remove(idx) {
@@ -240,7 +255,8 @@ impl Engine {
                     if let Some(r) = link.responder.as_mut() {
                         let out = r.shutdown(now);
                         // The interface may be gone already; a failed goodbye is expected then.
-                        self.send_all(*idx, &iface.scope.name, *fam, out, true).await;
+                        self.send_all(*idx, &iface.scope.name, *fam, out, true)
+                            .await;
                     }
                     if let Some(s) = self.socket(*fam) {
                         s.leave(*idx);
@@ -265,7 +281,10 @@ impl Engine {
             .collect();
         let span = tracing::info_span!("iface", name = %scope.name, index = idx);
         let _g = span.enter();
-        let want = [(FamilyKey::V4, !scope.v4.is_empty()), (FamilyKey::V6, !scope.v6.is_empty())];
+        let want = [
+            (FamilyKey::V4, !scope.v4.is_empty()),
+            (FamilyKey::V6, !scope.v6.is_empty()),
+        ];
         let identity = self.cfg.identity();
         let mut iface = self.ifaces.remove(&idx).unwrap_or_else(|| Iface {
             scope: scope.clone(),
@@ -287,7 +306,9 @@ impl Engine {
                 }
                 continue;
             }
-            let Some(sock) = self.socket(fam) else { continue };
+            let Some(sock) = self.socket(fam) else {
+                continue;
+            };
             if let Err(e) = sock.join(idx) {
                 if self.failed.insert((scope.name.clone(), fam)) {
                     tracing::warn!(family = ?fam, "cannot join the mDNS group on {}: {e}", scope.name);
@@ -295,7 +316,12 @@ impl Engine {
                 continue;
             }
             tracing::info!(family = ?fam, addresses = ?all_addrs, "discovery running");
-            let responder = match Responder::new(now, identity.clone(), all_addrs.clone(), StdRng::from_rng(&mut self.rng)) {
+            let responder = match Responder::new(
+                now,
+                identity.clone(),
+                all_addrs.clone(),
+                StdRng::from_rng(&mut self.rng),
+            ) {
                 Ok(r) => Some(r),
                 Err(e) => {
                     tracing::error!("cannot advertise as {:?}: {e}", identity.instance);
@@ -319,6 +345,11 @@ impl Engine {
                 return;
             }
         };
+        // Ours if it comes from any of our addresses: two of our interfaces on one link must
+        // not take each other's records for a conflict.
+        let src_ip = rx.src.ip();
+        let from_self = rx.src.port() == super::socket::MDNS_PORT
+            && self.ifaces.values().any(|i| i.scope.is_own(src_ip));
         let Some(iface) = self.ifaces.get_mut(&rx.ifindex) else {
             self.drops.unknown_interface += 1;
             return;
@@ -331,17 +362,17 @@ impl Engine {
             Ok(m) => m,
             Err(e) => {
                 self.drops.malformed += 1;
+                link.browser.note_parse_error(&e);
                 tracing::debug!(interface = %iface.scope.name, src = %rx.src, "dropped malformed packet: {e}");
                 return;
             }
         };
-        let src_ip = rx.src.ip();
         let pkt = Incoming {
             msg,
             src: rx.src,
             dst_is_multicast: rx.to_group,
             src_on_link: iface.scope.on_link(src_ip),
-            from_self: iface.scope.is_own(src_ip) && rx.src.port() == super::socket::MDNS_PORT,
+            from_self,
         };
         let now = Instant::now();
         if let Some(r) = link.responder.as_mut() {
@@ -360,7 +391,10 @@ impl Engine {
                     out.extend(r.poll(now));
                     for ev in r.take_events() {
                         match ev {
-                            ResponderEvent::Renamed { host_name, instance } => tracing::warn!(
+                            ResponderEvent::Renamed {
+                                host_name,
+                                instance,
+                            } => tracing::warn!(
                                 interface = %iface.scope.name,
                                 "name conflict on the LAN: now advertising as {instance} ({host_name}.local)"
                             ),
@@ -378,7 +412,14 @@ impl Engine {
         }
     }
 
-    async fn send_all(&mut self, idx: u32, name: &str, fam: FamilyKey, out: Vec<Outgoing>, quiet: bool) {
+    async fn send_all(
+        &mut self,
+        idx: u32,
+        name: &str,
+        fam: FamilyKey,
+        out: Vec<Outgoing>,
+        quiet: bool,
+    ) {
         for o in out {
             let bytes = match codec::encode(&o.msg) {
                 Ok(b) => b,
@@ -391,7 +432,9 @@ impl Engine {
                 MachineDest::Multicast => Dest::Group,
                 MachineDest::Unicast(a) => Dest::Unicast(a),
             };
-            let Some(sock) = self.socket(fam) else { continue };
+            let Some(sock) = self.socket(fam) else {
+                continue;
+            };
             if let Err(e) = sock.send(&bytes, idx, dest).await {
                 if !quiet && self.failed.insert((name.to_string(), fam)) {
                     tracing::warn!(interface = name, family = ?fam.family(), "mDNS send failed: {e}");
@@ -412,7 +455,9 @@ impl Engine {
         }
         for (idx, name, fam, out) in work {
             let span = tracing::debug_span!("goodbye", interface = %name);
-            self.send_all(idx, &name, fam, out, true).instrument(span).await;
+            self.send_all(idx, &name, fam, out, true)
+                .instrument(span)
+                .await;
         }
     }
 }

@@ -12,7 +12,11 @@ use crate::net::subnet::is_ipv6_link_local;
 
 /// Merge what each (interface, browser) resolved into one list, sorted by name. Our own
 /// advertisement (same host id) is left out.
-pub fn peer_list(now: Instant, own_host_id: &str, browsers: &[(&IfaceScope, &Browser)]) -> Vec<Peer> {
+pub fn peer_list(
+    now: Instant,
+    own_host_id: &str,
+    browsers: &[(&IfaceScope, &Browser)],
+) -> Vec<Peer> {
     let mut by_key: BTreeMap<String, Peer> = BTreeMap::new();
     for (scope, browser) in browsers {
         for p in browser.peers(now) {
@@ -20,7 +24,9 @@ pub fn peer_list(now: Instant, own_host_id: &str, browsers: &[(&IfaceScope, &Bro
             if host_id.as_deref() == Some(own_host_id) {
                 continue;
             }
-            let key = host_id.clone().unwrap_or_else(|| format!("name:{}", p.instance));
+            let key = host_id
+                .clone()
+                .unwrap_or_else(|| format!("name:{}", p.instance));
             let entry = by_key.entry(key).or_insert_with(|| Peer {
                 name: p.instance.clone(),
                 host_id,
