@@ -12,13 +12,41 @@ use crate::net::subnet::{is_ipv6_link_local, on_link, Prefix};
 
 /// Container, VM and overlay plumbing left out unless the operator allows it by name.
 const DEFAULT_DENY: &[&str] = &[
-    "docker*", "br-*", "virbr*", "lxdbr*", "cni*", "flannel*", "cali*", "vxlan*", "genev_sys_*",
-    "vxlan_sys_*", "ovs-system", "br-int", "ovn*", "tun*", "tap*", "wg*", "lxcbr*", "kube-*",
+    "docker*",
+    "br-*",
+    "virbr*",
+    "lxdbr*",
+    "cni*",
+    "flannel*",
+    "cali*",
+    "vxlan*",
+    "genev_sys_*",
+    "vxlan_sys_*",
+    "ovs-system",
+    "br-int",
+    "ovn*",
+    "tun*",
+    "tap*",
+    "wg*",
+    "lxcbr*",
+    "kube-*",
 ];
 /// Link kinds that never carry a LAN: tunnels, overlays, VPNs.
 const DENY_KINDS: &[&str] = &[
-    "tun", "wireguard", "vxlan", "geneve", "gre", "gretap", "ipip", "sit", "ip6tnl", "openvswitch",
-    "dummy", "ifb", "nlmon", "vrf",
+    "tun",
+    "wireguard",
+    "vxlan",
+    "geneve",
+    "gre",
+    "gretap",
+    "ipip",
+    "sit",
+    "ip6tnl",
+    "openvswitch",
+    "dummy",
+    "ifb",
+    "nlmon",
+    "vrf",
 ];
 
 /// Operator's interface choices (`mdns-allow-interface`, `mdns-deny-interface`).
@@ -30,7 +58,11 @@ pub struct InterfacePolicy {
 
 impl InterfacePolicy {
     pub fn new<S: AsRef<str>>(allow: &[S], deny: &[S]) -> Result<Self, glob::PatternError> {
-        let p = |v: &[S]| v.iter().map(|s| Pattern::new(s.as_ref())).collect::<Result<Vec<_>, _>>();
+        let p = |v: &[S]| {
+            v.iter()
+                .map(|s| Pattern::new(s.as_ref()))
+                .collect::<Result<Vec<_>, _>>()
+        };
         Ok(InterfacePolicy {
             allow: p(allow)?,
             deny: p(deny)?,
@@ -114,9 +146,14 @@ fn why_excluded(link: &LinkFacts, snap: &Snapshot, policy: &InterfacePolicy) -> 
     }
     if !allowed {
         if let Some(kind) = link.info_kind.as_deref().filter(|k| DENY_KINDS.contains(k)) {
-            return Some(format!("{kind} link (tunnel, overlay or virtual); allow it with mdns-allow-interface"));
+            return Some(format!(
+                "{kind} link (tunnel, overlay or virtual); allow it with mdns-allow-interface"
+            ));
         }
-        if DEFAULT_DENY.iter().any(|p| Pattern::new(p).is_ok_and(|p| p.matches(name))) {
+        if DEFAULT_DENY
+            .iter()
+            .any(|p| Pattern::new(p).is_ok_and(|p| p.matches(name)))
+        {
             return Some("container or VM plumbing; allow it with mdns-allow-interface".into());
         }
         if link.controller_index.is_some() {
@@ -148,7 +185,8 @@ pub fn decide(snap: &Snapshot, policy: &InterfacePolicy) -> ScopeDecision {
             }
         }
         if v4.is_empty() && v6.is_empty() {
-            d.excluded.push((link.name.clone(), "no usable address".into()));
+            d.excluded
+                .push((link.name.clone(), "no usable address".into()));
             continue;
         }
         v4.sort();
@@ -184,7 +222,11 @@ pub fn reconcile(old: &BTreeMap<u32, IfaceScope>, new: &BTreeMap<u32, IfaceScope
             _ => {}
         }
     }
-    r.removed = old.keys().filter(|i| !new.contains_key(i)).copied().collect();
+    r.removed = old
+        .keys()
+        .filter(|i| !new.contains_key(i))
+        .copied()
+        .collect();
     r
 }
 
@@ -196,7 +238,11 @@ pub fn reconcile(old: &BTreeMap<u32, IfaceScope>, new: &BTreeMap<u32, IfaceScope
 /// address at all (a link-local-only network).
 pub fn peer_in_scope(iface: &IfaceScope, addrs: &[IpAddr]) -> bool {
     let link_local = |a: &IpAddr| matches!(a, IpAddr::V6(v6) if is_ipv6_link_local(v6));
-    let routable_here = iface.v4.iter().chain(&iface.v6).any(|p| !link_local(&p.addr));
+    let routable_here = iface
+        .v4
+        .iter()
+        .chain(&iface.v6)
+        .any(|p| !link_local(&p.addr));
     addrs.iter().any(|a| {
         if link_local(a) {
             !routable_here
@@ -230,7 +276,11 @@ mod tests {
             index,
             address,
             prefix_len: len,
-            family: if address.is_ipv4() { Family::Inet } else { Family::Inet6 },
+            family: if address.is_ipv4() {
+                Family::Inet
+            } else {
+                Family::Inet6
+            },
             scope: "global".into(),
             tentative,
         }
@@ -258,7 +308,16 @@ mod tests {
         let mut br = link(7, "br0");
         br.info_kind = Some("bridge".into());
         let s = snap(
-            vec![lo, link(2, "eth0"), down, wg, link(5, "docker0"), port, br, link(8, "eth3")],
+            vec![
+                lo,
+                link(2, "eth0"),
+                down,
+                wg,
+                link(5, "docker0"),
+                port,
+                br,
+                link(8, "eth3"),
+            ],
             vec![
                 addr(1, "127.0.0.1", 8, false),
                 addr(2, "10.0.0.5", 24, false),
@@ -274,7 +333,10 @@ mod tests {
         let eth0 = &d.used[&2];
         assert_eq!(eth0.v4_addrs(), vec![Ipv4Addr::new(10, 0, 0, 5)]);
         // The tentative address is left out until DAD finishes.
-        assert_eq!(eth0.v6_addrs(), vec!["fe80::1".parse::<Ipv6Addr>().unwrap()]);
+        assert_eq!(
+            eth0.v6_addrs(),
+            vec!["fe80::1".parse::<Ipv6Addr>().unwrap()]
+        );
         let why: BTreeMap<_, _> = d.excluded.into_iter().collect();
         assert_eq!(why["lo"], "loopback");
         assert_eq!(why["eth1"], "administratively down");
@@ -288,11 +350,17 @@ mod tests {
     fn allow_overrides_defaults_and_deny_wins() {
         let s = snap(
             vec![link(2, "docker0"), link(3, "eth0")],
-            vec![addr(2, "172.17.0.1", 16, false), addr(3, "10.0.0.1", 24, false)],
+            vec![
+                addr(2, "172.17.0.1", 16, false),
+                addr(3, "10.0.0.1", 24, false),
+            ],
         );
         let d = decide(&s, &InterfacePolicy::new(&["docker0"], &[]).unwrap());
         assert_eq!(d.used.keys().copied().collect::<Vec<_>>(), vec![2]);
-        assert!(d.excluded.iter().any(|(n, w)| n == "eth0" && w.contains("not in")));
+        assert!(d
+            .excluded
+            .iter()
+            .any(|(n, w)| n == "eth0" && w.contains("not in")));
         let d = decide(&s, &InterfacePolicy::new(&[], &["eth*"]).unwrap());
         assert!(d.used.is_empty());
     }
@@ -315,7 +383,10 @@ mod tests {
     fn peers_are_in_scope_only_inside_the_interface_subnets() {
         let s = snap(
             vec![link(2, "eth0")],
-            vec![addr(2, "10.0.0.5", 24, false), addr(2, "fe80::1", 64, false)],
+            vec![
+                addr(2, "10.0.0.5", 24, false),
+                addr(2, "fe80::1", 64, false),
+            ],
         );
         let eth0 = &decide(&s, &InterfacePolicy::default()).used[&2];
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
@@ -326,6 +397,9 @@ mod tests {
         assert!(!peer_in_scope(eth0, &[ip("fd00::9")]));
         let s = snap(vec![link(3, "eth1")], vec![addr(3, "fe80::1", 64, false)]);
         let eth1 = &decide(&s, &InterfacePolicy::default()).used[&3];
-        assert!(peer_in_scope(eth1, &[ip("fe80::9")]), "link-local-only network");
+        assert!(
+            peer_in_scope(eth1, &[ip("fe80::9")]),
+            "link-local-only network"
+        );
     }
 }

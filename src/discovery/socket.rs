@@ -59,10 +59,20 @@ impl McastSocket {
     /// Open and bind the socket of one family. Must run inside a tokio runtime.
     pub fn open(family: Family) -> std::io::Result<Self> {
         let (domain, bind): (Domain, SocketAddr) = match family {
-            Family::Inet => (Domain::IPV4, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, MDNS_PORT).into()),
-            Family::Inet6 => (Domain::IPV6, SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, MDNS_PORT, 0, 0).into()),
+            Family::Inet => (
+                Domain::IPV4,
+                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, MDNS_PORT).into(),
+            ),
+            Family::Inet6 => (
+                Domain::IPV6,
+                SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, MDNS_PORT, 0, 0).into(),
+            ),
         };
-        let s = Socket::new(domain, Type::DGRAM.nonblocking().cloexec(), Some(Protocol::UDP))?;
+        let s = Socket::new(
+            domain,
+            Type::DGRAM.nonblocking().cloexec(),
+            Some(Protocol::UDP),
+        )?;
         s.set_reuse_address(true)?;
         s.set_reuse_port(true)?;
         match family {
@@ -99,7 +109,9 @@ impl McastSocket {
     pub fn join(&self, ifindex: u32) -> std::io::Result<()> {
         let s = socket2::SockRef::from(&self.sock);
         let r = match self.family {
-            Family::Inet => s.join_multicast_v4_n(&MDNS_V4, &InterfaceIndexOrAddress::Index(ifindex)),
+            Family::Inet => {
+                s.join_multicast_v4_n(&MDNS_V4, &InterfaceIndexOrAddress::Index(ifindex))
+            }
             Family::Inet6 => s.join_multicast_v6(&MDNS_V6, ifindex),
         };
         match r {
@@ -116,7 +128,9 @@ impl McastSocket {
         if self.joined_set().remove(&ifindex) {
             let s = socket2::SockRef::from(&self.sock);
             let _ = match self.family {
-                Family::Inet => s.leave_multicast_v4_n(&MDNS_V4, &InterfaceIndexOrAddress::Index(ifindex)),
+                Family::Inet => {
+                    s.leave_multicast_v4_n(&MDNS_V4, &InterfaceIndexOrAddress::Index(ifindex))
+                }
                 Family::Inet6 => s.leave_multicast_v6(&MDNS_V6, ifindex),
             };
         }
@@ -147,7 +161,9 @@ impl McastSocket {
         };
         let fd = self.sock.as_raw_fd();
         self.sock
-            .async_io(Interest::WRITABLE, || send_with_pktinfo(fd, buf, ifindex, to))
+            .async_io(Interest::WRITABLE, || {
+                send_with_pktinfo(fd, buf, ifindex, to)
+            })
             .await
     }
 }
@@ -178,7 +194,8 @@ fn recv_with_pktinfo(fd: i32, buf: &mut [u8]) -> std::io::Result<Received> {
             if let Some(v4) = a.as_sockaddr_in() {
                 Some(SocketAddr::V4(SocketAddrV4::from(*v4)))
             } else {
-                a.as_sockaddr_in6().map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
+                a.as_sockaddr_in6()
+                    .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
             }
         })
         .ok_or_else(|| std::io::Error::other("datagram without a source address"))?;
@@ -200,7 +217,13 @@ fn send_with_pktinfo(fd: i32, buf: &[u8], ifindex: u32, to: SocketAddr) -> std::
                 ipi_addr: nix::libc::in_addr { s_addr: 0 },
             };
             let addr = SockaddrIn::from(v4);
-            sendmsg(fd, &iov, &[ControlMessage::Ipv4PacketInfo(&pi)], MsgFlags::empty(), Some(&addr))
+            sendmsg(
+                fd,
+                &iov,
+                &[ControlMessage::Ipv4PacketInfo(&pi)],
+                MsgFlags::empty(),
+                Some(&addr),
+            )
         }
         SocketAddr::V6(mut v6) => {
             if v6.scope_id() == 0 && (v6.ip().segments()[0] & 0xffc0) == 0xfe80 {
@@ -211,12 +234,21 @@ fn send_with_pktinfo(fd: i32, buf: &[u8], ifindex: u32, to: SocketAddr) -> std::
                 ipi6_ifindex: ifindex,
             };
             let addr = SockaddrIn6::from(v6);
-            sendmsg(fd, &iov, &[ControlMessage::Ipv6PacketInfo(&pi)], MsgFlags::empty(), Some(&addr))
+            sendmsg(
+                fd,
+                &iov,
+                &[ControlMessage::Ipv6PacketInfo(&pi)],
+                MsgFlags::empty(),
+                Some(&addr),
+            )
         }
     }
     .map_err(std::io::Error::from)?;
     if n != buf.len() {
-        return Err(std::io::Error::other(format!("short send: {n} of {} bytes", buf.len())));
+        return Err(std::io::Error::other(format!(
+            "short send: {n} of {} bytes",
+            buf.len()
+        )));
     }
     Ok(())
 }
