@@ -14,3 +14,4 @@ pub mod inventory;
 pub mod lab;
 pub mod logging;
 pub mod net;
+pub mod trust;
