@@ -2,7 +2,9 @@
 //! the client (in `microcloud`), over a unix socket only root can open.
 
 pub mod client;
+pub mod https;
 pub mod server;
+pub mod tls;
 
 use serde::{Deserialize, Serialize};
 
