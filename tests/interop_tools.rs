@@ -310,9 +310,8 @@ fn zeroconf_and_avahi_see_each_other() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// AGENT HOOK: the interop tests of issue 3 for our own agent. They use the tools proven above,
-// and are ignored until the discovery engine lands: remove the `#[ignore]`s then. If the daemon's
-// flags differ, only `spawn_agent` changes.
+// The interop tests of issue 3 for our own agent, with the tools proven above. If the daemon's
+// flags change, only `spawn_agent` changes.
 // ---------------------------------------------------------------------------------------------
 
 /// `microcloudd` in `host`, named after it, its state and control socket in the host's state dir.
@@ -368,7 +367,6 @@ fn assert_agent_txt(props: &Value, what: &str) {
 /// Issue 3: python-zeroconf in a lab host resolves every agent's service with the right
 /// address, port and TXT.
 #[test]
-#[ignore = "AGENT HOOK: needs the discovery engine in microcloudd (issue 3)"]
 fn zeroconf_resolves_every_agent() {
     if !common::privileged("zeroconf_resolves_every_agent") {
         return;
@@ -410,7 +408,6 @@ fn zeroconf_resolves_every_agent() {
 /// keeps working, the agent still finds its peers, and avahi-browse over a private bus sees every
 /// agent, the local one included.
 #[test]
-#[ignore = "AGENT HOOK: needs the discovery engine in microcloudd (issue 3)"]
 fn avahi_beside_an_agent_sees_the_agents() {
     if !common::privileged("avahi_beside_an_agent_sees_the_agents") {
         return;
