@@ -160,9 +160,12 @@ pub async fn run(
             Some(()) = refresh.recv() => {
                 // A fresh browse: forget what was cached and ask right away.
                 let now = Instant::now();
+                let shared = [FamilyKey::V4, FamilyKey::V6]
+                    .map(|f| e.socket(f).is_some_and(|s| s.other_stack()));
                 for i in e.ifaces.values_mut() {
-                    for l in i.links.values_mut() {
-                        l.browser = Browser::new(now, browser_config(Some(Duration::ZERO)), StdRng::from_rng(&mut e.rng));
+                    for (fam, l) in i.links.iter_mut() {
+                        let cfg = browser_config(Some(Duration::ZERO), shared[*fam as usize]);
+                        l.browser = Browser::new(now, cfg, StdRng::from_rng(&mut e.rng));
                     }
                 }
             }
@@ -180,12 +183,14 @@ pub async fn run(
     Ok(())
 }
 
-/// QU is off: when avahi or another stack shares port 5353 on this host, unicast replies may
-/// land in its socket (reference/mdns.md §3.2); multicast replies reach every browser.
-fn browser_config(first_query_delay: Option<Duration>) -> BrowserConfig {
+/// The first query asks for unicast replies (RFC 6762 §5.4), which responders send at once
+/// instead of waiting out the one-multicast-per-second limit; not when another stack shares port
+/// 5353 here, because a unicast reply would reach only one of the two sockets
+/// (reference/mdns.md §3.2).
+fn browser_config(first_query_delay: Option<Duration>, other_stack: bool) -> BrowserConfig {
     BrowserConfig {
         first_query_delay,
-        qu_first: false,
+        qu_first: !other_stack,
         ..BrowserConfig::default()
     }
 }
@@ -328,7 +333,8 @@ impl Engine {
                     None
                 }
             };
-            let browser = Browser::new(now, browser_config(None), StdRng::from_rng(&mut self.rng));
+            let cfg = browser_config(None, sock.other_stack());
+            let browser = Browser::new(now, cfg, StdRng::from_rng(&mut self.rng));
             iface.links.insert(fam, Link { responder, browser });
         }
         if !iface.links.is_empty() {

@@ -43,6 +43,9 @@ pub enum Dest {
 
 pub struct McastSocket {
     family: Family,
+    /// Another mDNS stack (avahi, resolved) held port 5353 when we opened: unicast replies to
+    /// us may land in its socket, so we should not ask for them (RFC 6762 §15.1).
+    other_stack: bool,
     sock: UdpSocket,
     /// Interfaces whose group we joined (join/leave run on the engine's task, recv elsewhere).
     joined: std::sync::Mutex<BTreeSet<u32>>,
@@ -67,6 +70,14 @@ impl McastSocket {
                 Domain::IPV6,
                 SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, MDNS_PORT, 0, 0).into(),
             ),
+        };
+        // Binding once without address/port sharing tells whether anyone else is there.
+        let other_stack = {
+            let probe = Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP))?;
+            if family == Family::Inet6 {
+                probe.set_only_v6(true)?;
+            }
+            matches!(probe.bind(&bind.into()), Err(e) if e.kind() == std::io::ErrorKind::AddrInUse)
         };
         let s = Socket::new(
             domain,
@@ -96,6 +107,7 @@ impl McastSocket {
         s.bind(&bind.into())?;
         Ok(McastSocket {
             family,
+            other_stack,
             sock: UdpSocket::from_std(std::net::UdpSocket::from(s))?,
             joined: std::sync::Mutex::new(BTreeSet::new()),
         })
@@ -103,6 +115,10 @@ impl McastSocket {
 
     pub fn family(&self) -> Family {
         self.family
+    }
+
+    pub fn other_stack(&self) -> bool {
+        self.other_stack
     }
 
     /// Join the group on `ifindex`. Joining twice reports EADDRINUSE, which means joined.
