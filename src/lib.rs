@@ -14,4 +14,5 @@ pub mod inventory;
 pub mod lab;
 pub mod logging;
 pub mod net;
+pub mod preseed;
 pub mod trust;
