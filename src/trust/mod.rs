@@ -1,13 +1,18 @@
 //! Trust between agents: identities, passphrase sessions, the PAKE exchange, join tokens and
 //! the pinned-peer store.
 
+mod files;
 pub mod fingerprint;
+pub mod identity;
 pub mod pake;
 pub mod passphrase;
 pub mod ratelimit;
 pub mod session;
+pub mod store;
+pub mod token;
 
 pub use fingerprint::{Fingerprint, FingerprintError};
+pub use identity::{Identity, IdentityError};
 pub use pake::{InitiatorPake, InitiatorPending, JoinerPake, PakeError, VerificationCode};
 pub use passphrase::PassphraseError;
 pub use ratelimit::RateLimiter;
@@ -15,3 +20,5 @@ pub use session::{
     JoinerState, JoinerStatus, JoinerView, Session, SessionError, SessionEvent,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT,
 };
+pub use store::{PinnedPeer, Role, TrustStore, TrustStoreError};
+pub use token::{JoinRecord, Token, TokenError, TokenStore};
