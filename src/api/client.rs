@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -28,6 +28,13 @@ pub enum ClientError {
         path: PathBuf,
         message: String,
     },
+    /// The daemon refused: its message is for the operator as it stands.
+    #[error("{message}")]
+    Api {
+        status: StatusCode,
+        message: String,
+        kind: Option<String>,
+    },
 }
 
 pub struct Client {
@@ -43,7 +50,7 @@ impl Client {
         &self.path
     }
 
-    async fn call(&self, method: Method, uri: &str) -> Result<Bytes, ClientError> {
+    async fn call(&self, method: Method, uri: &str, body: Vec<u8>) -> Result<Bytes, ClientError> {
         let stream = UnixStream::connect(&self.path)
             .await
             .map_err(|e| match e.kind() {
@@ -70,7 +77,8 @@ impl Client {
             .method(method.clone())
             .uri(uri)
             .header(hyper::header::HOST, "microcloudd")
-            .body(Empty::<Bytes>::new())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
             .map_err(|e| err(e.to_string()))?;
         let resp = sender
             .send_request(req)
@@ -85,16 +93,20 @@ impl Client {
             .to_bytes();
         driver.abort();
         if status != StatusCode::OK {
-            let text = serde_json::from_slice::<super::ApiError>(&body)
-                .map(|e| e.error)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-            return Err(err(format!("{status}: {text}")));
+            return Err(match serde_json::from_slice::<super::ApiError>(&body) {
+                Ok(e) => ClientError::Api {
+                    status,
+                    message: e.error,
+                    kind: e.kind,
+                },
+                Err(_) => err(format!("{status}: {}", String::from_utf8_lossy(&body))),
+            });
         }
         Ok(body)
     }
 
     pub async fn get<T: DeserializeOwned>(&self, uri: &str) -> Result<T, ClientError> {
-        let body = self.call(Method::GET, uri).await?;
+        let body = self.call(Method::GET, uri, Vec::new()).await?;
         serde_json::from_slice(&body).map_err(|e| ClientError::Request {
             method: Method::GET,
             uri: uri.to_string(),
@@ -104,6 +116,25 @@ impl Client {
     }
 
     pub async fn post(&self, uri: &str) -> Result<(), ClientError> {
-        self.call(Method::POST, uri).await.map(|_| ())
+        self.call(Method::POST, uri, b"{}".to_vec())
+            .await
+            .map(|_| ())
+    }
+
+    /// POST a JSON body and decode the JSON answer.
+    pub async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        uri: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let bad = |message: String| ClientError::Request {
+            method: Method::POST,
+            uri: uri.to_string(),
+            path: self.path.clone(),
+            message,
+        };
+        let body = serde_json::to_vec(body).map_err(|e| bad(e.to_string()))?;
+        let resp = self.call(Method::POST, uri, body).await?;
+        serde_json::from_slice(&resp).map_err(|e| bad(format!("bad JSON from the daemon: {e}")))
     }
 }

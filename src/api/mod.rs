@@ -3,6 +3,8 @@
 
 pub mod client;
 pub mod https;
+pub mod local_trust;
+pub mod peer;
 pub mod server;
 pub mod tls;
 
@@ -45,4 +47,7 @@ pub struct PeersResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     pub error: String,
+    /// A stable machine-readable category (`wrong_passphrase`, `no_session`, ...), when useful.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }

@@ -21,6 +21,7 @@ pub struct ApiState {
     pub peers: watch::Receiver<Vec<Peer>>,
     /// Ask discovery to start a fresh browse (empty cache, query now).
     pub refresh: mpsc::Sender<()>,
+    pub trust: Arc<crate::daemon::trust::TrustService>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +55,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/1.0/inventory", get(inventory))
         .route("/1.0/peers", get(peers))
         .route("/1.0/peers/refresh", post(refresh))
+        .merge(super::local_trust::routes())
         .with_state(state)
 }
 

@@ -3,6 +3,7 @@
 //! dies the daemon stops the rest and exits non-zero so systemd restarts it.
 
 pub mod identity;
+pub mod trust;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -91,12 +92,22 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
         usable_disks = inv.disks.iter().filter(|d| d.eligible).count(),
         "inventory probed"
     );
+    let identity = crate::trust::Identity::load_or_create(&args.state_dir)?;
+    let store = crate::trust::TrustStore::open(&args.state_dir)?;
+    let name = identity::name(d.name.as_deref());
+    let (trust, advertised) = trust::TrustService::new(name.clone(), identity, store);
+    let peer_port = d.peer_port.unwrap_or(DEFAULT_PEER_PORT);
+    let peer_listener = bind_peer_api(peer_port).await?;
+    let peer_tls =
+        crate::api::tls::server_config(trust.identity.cert_der().clone(), trust.identity.key_der())
+            .context("setting up the peer API's TLS")?;
     let (peers_tx, peers_rx) = watch::channel(Vec::new());
     let (refresh_tx, refresh_rx) = mpsc::channel(4);
     let state = Arc::new(ApiState {
         inventory: RwLock::new(Arc::new(inv)),
         peers: peers_rx,
         refresh: refresh_tx,
+        trust: trust.clone(),
     });
     let listener = crate::api::server::bind(&args.control_socket).with_context(|| {
         format!(
@@ -106,14 +117,21 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     })?;
 
     let engine_cfg = EngineConfig {
-        name: identity::name(d.name.as_deref()),
+        name,
         host_id: identity::host_id(&args.state_dir)?,
         version: env!("CARGO_PKG_VERSION").to_string(),
-        port: d.peer_port.unwrap_or(DEFAULT_PEER_PORT),
+        port: peer_port,
         services: identity::services(),
         policy: iface_policy,
+        state: crate::discovery::txt::PeerState::Free,
+        fingerprint: None,
     };
-    tracing::info!(name = %engine_cfg.name, host_id = %engine_cfg.host_id, "identity");
+    tracing::info!(
+        name = %engine_cfg.name,
+        host_id = %engine_cfg.host_id,
+        fingerprint = %trust.fingerprint(),
+        "identity"
+    );
 
     let mut tasks: JoinSet<Task> = JoinSet::new();
     {
@@ -139,10 +157,17 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     {
         let (snaps, cancel) = (net.snapshots.clone(), cancel.child_token());
         tasks.spawn(async move {
-            (
-                "discovery",
-                engine::run(engine_cfg, snaps, peers_tx, refresh_rx, cancel).await,
-            )
+            let r = engine::run(engine_cfg, snaps, advertised, peers_tx, refresh_rx, cancel).await;
+            ("discovery", r)
+        });
+    }
+    {
+        let router = crate::api::peer::router(trust.clone());
+        let cancel = cancel.child_token();
+        tasks.spawn(async move {
+            let r =
+                crate::api::https::serve(peer_listener, Arc::new(peer_tls), router, cancel).await;
+            ("peer API", r.map_err(Into::into))
         });
     }
     let net_task = net.task;
@@ -185,6 +210,21 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Listen on the peer API port, IPv6 and IPv4 on one socket where the host allows it.
+async fn bind_peer_api(port: u16) -> anyhow::Result<tokio::net::TcpListener> {
+    let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+    match tokio::net::TcpListener::bind(v6).await {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(e).with_context(|| format!("peer API port {port} is in use (another microcloudd?); choose one with --peer-port"))
+        }
+        // No IPv6 on this host: IPv4 only.
+        Err(_) => tokio::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port))
+            .await
+            .with_context(|| format!("binding the peer API on port {port}")),
     }
 }
 

@@ -24,6 +24,7 @@ use super::scope::{self, IfaceScope, InterfacePolicy};
 use super::socket::{Dest, McastSocket, Received, MAX_PACKET};
 use super::txt::{PeerState, PeerTxt, PROTOCOL_VERSION};
 use crate::api::Peer;
+use crate::daemon::trust::Advertised;
 use crate::inventory::model::Family;
 use crate::net::snapshot::Snapshot;
 
@@ -36,9 +37,17 @@ pub struct EngineConfig {
     pub port: u16,
     pub services: Vec<String>,
     pub policy: InterfacePolicy,
+    /// Trust state advertised in TXT (`st`, `fp`); kept current from the trust service.
+    pub state: PeerState,
+    pub fingerprint: Option<String>,
 }
 
 impl EngineConfig {
+    fn apply(&mut self, adv: &Advertised) {
+        self.state = adv.state.clone();
+        self.fingerprint = Some(adv.fingerprint.clone());
+    }
+
     fn identity(&self) -> HostIdentity {
         HostIdentity {
             host_name: self.name.clone(),
@@ -48,8 +57,8 @@ impl EngineConfig {
                 protocol: Some(PROTOCOL_VERSION.to_string()),
                 version: Some(self.version.clone()),
                 host_id: Some(self.host_id.clone()),
-                fingerprint: None,
-                state: Some(PeerState::Free),
+                fingerprint: self.fingerprint.clone(),
+                state: Some(self.state.clone()),
                 services: self.services.clone(),
                 unknown: Vec::new(),
             },
@@ -118,6 +127,7 @@ fn open(family: Family) -> Option<Arc<McastSocket>> {
 pub async fn run(
     cfg: EngineConfig,
     mut snaps: watch::Receiver<Arc<Snapshot>>,
+    mut advertised: watch::Receiver<Advertised>,
     peers_tx: watch::Sender<Vec<Peer>>,
     mut refresh: mpsc::Receiver<()>,
     cancel: CancellationToken,
@@ -127,6 +137,8 @@ pub async fn run(
     if v4.is_none() && v6.is_none() {
         anyhow::bail!("neither the IPv4 nor the IPv6 mDNS socket could be opened on port 5353");
     }
+    let mut cfg = cfg;
+    cfg.apply(&advertised.borrow_and_update());
     let mut e = Engine {
         cfg,
         v4,
@@ -156,6 +168,19 @@ pub async fn run(
                 if r.is_err() { break; }
                 let snap = snaps.borrow_and_update().clone();
                 e.reconcile(Instant::now(), &snap).await;
+            }
+            r = advertised.changed() => {
+                if r.is_err() { break; }
+                let adv = advertised.borrow_and_update().clone();
+                e.cfg.apply(&adv);
+                let (now, txt) = (Instant::now(), e.cfg.identity().txt);
+                for i in e.ifaces.values_mut() {
+                    for l in i.links.values_mut() {
+                        if let Some(r) = l.responder.as_mut() {
+                            r.set_txt(now, txt.clone());
+                        }
+                    }
+                }
             }
             Some(()) = refresh.recv() => {
                 // A fresh browse: forget what was cached and ask right away.

@@ -1,0 +1,163 @@
+//! The peer API (HTTPS, port 9443): the session endpoints a joiner calls during the exchange,
+//! and endpoints for pinned peers only. Every request carries the caller's certificate
+//! fingerprint from the TLS handshake.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::https::Caller;
+use super::ApiError;
+use crate::daemon::trust::{
+    b64, unb64, ConfirmRequest, ConfirmResponse, PakeRequest, PakeResponse, SessionInfo,
+    TrustService,
+};
+use crate::trust::{Fingerprint, JoinerStatus, SessionError};
+
+/// An error response: status and a message for the joiner's operator.
+pub struct PeerError(StatusCode, String);
+
+impl IntoResponse for PeerError {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            Json(ApiError {
+                error: self.1,
+                kind: None,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<SessionError> for PeerError {
+    fn from(e: SessionError) -> Self {
+        let status = match &e {
+            SessionError::NoSession | SessionError::UnknownJoiner(_) => StatusCode::NOT_FOUND,
+            SessionError::Ended(_) | SessionError::Expired | SessionError::TooManyAttempts => {
+                StatusCode::GONE
+            }
+            SessionError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            SessionError::WrongPassphrase => StatusCode::UNAUTHORIZED,
+            SessionError::Rejected(_) => StatusCode::FORBIDDEN,
+            SessionError::Malformed(_) => StatusCode::BAD_REQUEST,
+        };
+        PeerError(status, e.to_string())
+    }
+}
+
+fn fp(c: &Caller) -> Fingerprint {
+    Fingerprint::from_bytes(c.fingerprint)
+}
+
+async fn session_info(State(t): State<Arc<TrustService>>) -> Json<SessionInfo> {
+    let open = t.session_view().is_some_and(|v| v.open);
+    Json(SessionInfo {
+        name: t.name.clone(),
+        open,
+    })
+}
+
+async fn pake(
+    State(t): State<Arc<TrustService>>,
+    Extension(c): Extension<Caller>,
+    Json(req): Json<PakeRequest>,
+) -> Result<Json<PakeResponse>, PeerError> {
+    let msg = unb64(&req.msg).map_err(|e| PeerError(StatusCode::BAD_REQUEST, e))?;
+    let (msg_i, confirm_i) = t.pake(c.addr, fp(&c), &req.name, &msg)?;
+    Ok(Json(PakeResponse {
+        msg: b64(&msg_i),
+        confirm: b64(&confirm_i),
+    }))
+}
+
+async fn confirm(
+    State(t): State<Arc<TrustService>>,
+    Extension(c): Extension<Caller>,
+    Json(req): Json<ConfirmRequest>,
+) -> Result<Json<ConfirmResponse>, PeerError> {
+    let tag = unb64(&req.confirm).map_err(|e| PeerError(StatusCode::BAD_REQUEST, e))?;
+    let code = t.confirm(fp(&c), &tag)?;
+    Ok(Json(ConfirmResponse {
+        code: code.to_string(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct Wait {
+    #[serde(default)]
+    wait: u64,
+}
+
+/// The joiner's long-poll: answers at once when the status is final, otherwise when it changes
+/// or after `wait` seconds (at most 30).
+async fn status(
+    State(t): State<Arc<TrustService>>,
+    Extension(c): Extension<Caller>,
+    Query(w): Query<Wait>,
+) -> Json<JoinerStatus> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(w.wait.min(30));
+    loop {
+        let changed = t.changed.notified();
+        let s = t.status(&fp(&c));
+        let waiting = matches!(s, JoinerStatus::Pending | JoinerStatus::Verified { .. });
+        if !waiting || tokio::time::Instant::now() >= deadline {
+            return Json(s);
+        }
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            return Json(t.status(&fp(&c)));
+        }
+    }
+}
+
+async fn leave(
+    State(t): State<Arc<TrustService>>,
+    Extension(c): Extension<Caller>,
+) -> Result<Json<serde_json::Value>, PeerError> {
+    t.leave(fp(&c))?;
+    Ok(Json(serde_json::json!({})))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    pub name: String,
+    pub fingerprint: String,
+}
+
+/// For pinned peers only: proves the pinned channel works (and is refused to anyone else).
+async fn hello(
+    State(t): State<Arc<TrustService>>,
+    Extension(c): Extension<Caller>,
+) -> Result<Json<Hello>, PeerError> {
+    if !t.is_pinned(&fp(&c)) {
+        return Err(PeerError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "certificate {} is not trusted by {}",
+                fp(&c).short(),
+                t.name
+            ),
+        ));
+    }
+    Ok(Json(Hello {
+        name: t.name.clone(),
+        fingerprint: t.fingerprint().to_string(),
+    }))
+}
+
+pub fn router(trust: Arc<TrustService>) -> Router {
+    Router::new()
+        .route("/1.0/session", get(session_info))
+        .route("/1.0/session/pake", post(pake))
+        .route("/1.0/session/confirm", post(confirm))
+        .route("/1.0/session/status", get(status))
+        .route("/1.0/session/leave", post(leave))
+        .route("/1.0/hello", get(hello))
+        .with_state(trust)
+}
