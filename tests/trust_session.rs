@@ -290,7 +290,7 @@ fn abort_ends_everything_with_the_reason() {
     s.abort("a second reason is ignored");
     let reason = "initiator aborted the setup: disk probe failed".to_string();
     let ended = SessionError::Ended(reason.clone());
-    assert_eq!(ended_events(&mut s), [reason.clone()]);
+    assert_eq!(ended_events(&mut s), std::slice::from_ref(&reason));
     let (_, msg_j) = JoinerPake::start(PASS, &I, &fp(4));
     assert_eq!(
         s.begin(t, ip(4), fp(4), "host4", &msg_j),
