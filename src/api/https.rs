@@ -66,6 +66,8 @@ pub async fn serve(
             let Some(cert) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
                 return;
             };
+            // A dual-stack socket reports IPv4 callers as ::ffff:a.b.c.d.
+            let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
             let caller = Caller {
                 fingerprint: fingerprint(cert),
                 addr,

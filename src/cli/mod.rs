@@ -1,7 +1,9 @@
 //! The `microcloud` command line: argument schema and dispatch, one file per subcommand.
 
 pub mod discover;
+pub mod init;
 pub mod inventory;
+pub mod join;
 pub mod output;
 
 use std::path::PathBuf;
@@ -43,6 +45,12 @@ pub enum Command {
     /// List the microcloud agents found with mDNS on this host's link-local subnets. Untrusted:
     /// anyone on the LAN can advertise.
     Discover(discover::DiscoverArgs),
+    /// Start forming a cluster on this host: open a trust session, let the other hosts join
+    /// with its passphrase, and select them after comparing verification codes.
+    Init(init::InitArgs),
+    /// Join the session an initiator opened: enter its passphrase, compare the verification
+    /// code, and wait to be selected.
+    Join(join::JoinArgs),
 }
 
 /// Run the parsed command line; the binary only sets up logging and the exit code.
@@ -52,6 +60,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             inventory::exec(cli.config.as_deref(), &cli.control_socket, &args)
         }
         Command::Discover(args) => discover::exec(&cli.control_socket, &args),
+        Command::Init(args) => init::exec(&cli.control_socket, &args),
+        Command::Join(args) => join::exec(&cli.control_socket, &args),
     }
 }
 

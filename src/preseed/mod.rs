@@ -3,7 +3,7 @@
 //! the field path. The same file runs on every host.
 
 pub mod schema;
-mod validate;
+pub mod validate;
 
 pub use schema::Preseed;
 pub use validate::SessionPlan;

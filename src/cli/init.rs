@@ -1,0 +1,334 @@
+//! `microcloud init`, session phase: open a session, show joiners as they prove the passphrase
+//! (with the verification code each side shows), let the operator (or a preseed) select them,
+//! then report the trusted members. The bootstrap that follows is a later step.
+
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use super::join::{run_join, JoinArgs};
+use super::output::{table, write_structured, Format};
+use crate::api::client::Client;
+use crate::api::local_trust::{EndRequest, Identity, OpenRequest, OpenResponse, SelectRequest};
+use crate::daemon::trust::SessionView;
+use crate::inventory::Inventory;
+use crate::preseed::validate::Role;
+use crate::trust::{JoinerState, JoinerView, SessionEvent};
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// A MicroCloud preseed (YAML). Its session part decides the role: on the initiator it
+    /// opens the session and selects the listed systems, elsewhere it joins.
+    #[arg(long, value_name = "FILE")]
+    pub preseed: Option<PathBuf>,
+
+    /// Use this passphrase instead of a generated one (at least 8 characters).
+    #[arg(long, value_name = "WORDS")]
+    pub session_passphrase: Option<String>,
+
+    /// Close the session after this many seconds (at most 3600).
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub session_timeout: u64,
+
+    /// Without a terminal: select these joiners by name (repeatable) once they are verified.
+    #[arg(long = "select", value_name = "NAME")]
+    pub select: Vec<String>,
+
+    /// How long to wait for the expected joiners (with --select or a preseed).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub lookup_timeout: u64,
+
+    /// Output format of the final report.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+pub fn exec(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(run(socket, args))
+}
+
+async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
+    let client = Client::new(socket);
+    let me: Identity = client.get("/1.0/identity").await?;
+    let mut expected: Option<Vec<String>> = (!args.select.is_empty()).then(|| args.select.clone());
+    let mut passphrase = args.session_passphrase.clone();
+    let mut session_timeout = args.session_timeout;
+    let mut lookup_timeout = args.lookup_timeout;
+    if let Some(path) = &args.preseed {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading preseed {}", path.display()))?;
+        let preseed = crate::preseed::parse(&text)?;
+        let inv: Inventory = client.get("/1.0/inventory").await?;
+        let addrs: Vec<std::net::IpAddr> = inv
+            .nics
+            .iter()
+            .flat_map(|n| n.addresses.iter())
+            .filter_map(|a| a.split('/').next()?.parse().ok())
+            .collect();
+        let plan = preseed.session_plan(&me.name, &addrs)?;
+        match plan.role {
+            Role::Joiner {
+                initiator,
+                initiator_address,
+            } => {
+                let j = JoinArgs {
+                    preseed: None,
+                    passphrase: plan.passphrase,
+                    initiator,
+                    initiator_address: initiator_address.map(|a| a.to_string()),
+                    lookup_timeout: plan.lookup_timeout.as_secs(),
+                    session_timeout: plan.session_timeout.as_secs(),
+                    format: args.format,
+                };
+                return run_join(&client, &j).await;
+            }
+            Role::Initiator { joiners } => {
+                expected = Some(joiners);
+                passphrase = plan.passphrase;
+                session_timeout = plan.session_timeout.as_secs();
+                lookup_timeout = plan.lookup_timeout.as_secs();
+            }
+        }
+    }
+    let interactive = expected.is_none();
+    if interactive && !std::io::stdin().is_terminal() {
+        bail!(
+            "no terminal to select joiners on: give --select NAME (repeatable) or --preseed FILE"
+        );
+    }
+    let opened: OpenResponse = client
+        .post_json(
+            "/1.0/session",
+            &OpenRequest {
+                passphrase,
+                timeout_secs: Some(session_timeout),
+            },
+        )
+        .await?;
+    let mut err = std::io::stderr();
+    writeln!(
+        err,
+        "Session open on {} (certificate {}).",
+        opened.name,
+        &opened.fingerprint[..12]
+    )?;
+    writeln!(
+        err,
+        "On each host to add, run `microcloud join` and enter the passphrase:\n\n    {}\n",
+        opened.passphrase
+    )?;
+
+    let outcome = tokio::select! {
+        r = select_phase(&client, expected.as_deref(), Duration::from_secs(lookup_timeout)) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    match outcome {
+        Ok(chosen) => {
+            let _: serde_json::Value = client
+                .post_json(
+                    "/1.0/session/end",
+                    &EndRequest {
+                        reason: "the initiator completed the selection".into(),
+                        abort: false,
+                    },
+                )
+                .await?;
+            report(args.format, &chosen)
+        }
+        Err(e) => {
+            let reason = format!("the initiator stopped: {e:#}");
+            let req = EndRequest {
+                reason,
+                abort: true,
+            };
+            let end = client.post_json::<_, serde_json::Value>("/1.0/session/end", &req);
+            if let Err(ee) = end.await {
+                tracing::debug!("ending the session: {ee}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Show joiners and events as they come; return the selected joiners.
+async fn select_phase(
+    client: &Client,
+    expected: Option<&[String]>,
+    lookup: Duration,
+) -> anyhow::Result<Vec<JoinerView>> {
+    let (line_tx, mut line_rx) = tokio::sync::mpsc::channel::<String>(1);
+    if expected.is_none() {
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                if line_tx.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        eprintln!("Joiners appear below as they prove the passphrase. Compare each code with the one shown on that host.");
+        eprintln!("Type the numbers to add (e.g. `1,3` or `all`) and press Enter; Ctrl-C aborts.");
+    } else {
+        eprintln!(
+            "Waiting for {} (up to {} s)...",
+            expected.unwrap_or_default().join(", "),
+            lookup.as_secs()
+        );
+    }
+    let deadline = Instant::now() + lookup;
+    let mut shown: Vec<JoinerView> = Vec::new();
+    let mut seen_events = 0;
+    loop {
+        let view: SessionView = client.get("/1.0/session").await?;
+        for ev in view.events.iter().skip(seen_events) {
+            match ev {
+                SessionEvent::JoinerLeft { name, .. } => eprintln!("  {name} left"),
+                SessionEvent::AttemptFailed { name, source, attempts, max_attempts, .. } => eprintln!(
+                    "  failed attempt from {name} ({source}): wrong passphrase? ({attempts} of {max_attempts} allowed)"
+                ),
+                SessionEvent::Ended { reason } => bail!("the session ended: {reason}"),
+                SessionEvent::JoinerVerified { .. } => {}
+            }
+        }
+        seen_events = view.events.len();
+        if !view.open {
+            bail!(
+                "the session ended: {}",
+                view.end_reason.unwrap_or_else(|| "closed".into())
+            );
+        }
+        let current: Vec<JoinerView> = view
+            .joiners
+            .into_iter()
+            .filter(|j| j.state != JoinerState::Rejected)
+            .collect();
+        for j in &current {
+            if !shown.iter().any(|s| s.fingerprint == j.fingerprint) {
+                shown.push(j.clone());
+                eprintln!(
+                    " {:>2}  {:<20} {:<16} code {}   certificate {}",
+                    shown.len(),
+                    j.name,
+                    j.source,
+                    j.code,
+                    j.fingerprint.short()
+                );
+            }
+        }
+        shown.retain(|s| current.iter().any(|c| c.fingerprint == s.fingerprint));
+        if let Some(names) = expected {
+            let have: BTreeSet<&str> = current.iter().map(|j| j.name.as_str()).collect();
+            if names.iter().all(|n| have.contains(n.as_str())) {
+                let r = SelectRequest {
+                    names: names.to_vec(),
+                    fingerprints: vec![],
+                };
+                let _: serde_json::Value = client.post_json("/1.0/session/select", &r).await?;
+                return Ok(current
+                    .into_iter()
+                    .filter(|j| names.contains(&j.name))
+                    .collect());
+            }
+            if Instant::now() > deadline {
+                let missing: Vec<&str> = names
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|n| !have.contains(n))
+                    .collect();
+                bail!(
+                    "{} did not join within {} s",
+                    missing.join(", "),
+                    lookup.as_secs()
+                );
+            }
+        }
+        tokio::select! {
+            Some(line) = line_rx.recv() => {
+                match parse_choice(&line, shown.len()) {
+                    Ok(idx) if idx.is_empty() => eprintln!("nothing selected; type numbers or `all`"),
+                    Ok(idx) => {
+                        let chosen: Vec<JoinerView> = idx.iter().map(|i| shown[*i].clone()).collect();
+                        let r = SelectRequest {
+                            names: vec![],
+                            fingerprints: chosen.iter().map(|j| j.fingerprint.to_string()).collect(),
+                        };
+                        let _: serde_json::Value = client.post_json("/1.0/session/select", &r).await?;
+                        return Ok(chosen);
+                    }
+                    Err(e) => eprintln!("{e}"),
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+/// `1,3`, `1 3`, `all` → zero-based indices into the `n` rows shown.
+pub fn parse_choice(line: &str, n: usize) -> Result<Vec<usize>, String> {
+    let line = line.trim();
+    if line.eq_ignore_ascii_case("all") {
+        return Ok((0..n).collect());
+    }
+    let mut out = Vec::new();
+    for part in line
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|p| !p.is_empty())
+    {
+        let k: usize = part
+            .parse()
+            .map_err(|_| format!("{part:?} is not a row number"))?;
+        if k == 0 || k > n {
+            return Err(format!("no row {k} (rows 1 to {n})"));
+        }
+        if !out.contains(&(k - 1)) {
+            out.push(k - 1);
+        }
+    }
+    Ok(out)
+}
+
+fn report(format: Format, chosen: &[JoinerView]) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let value = serde_json::json!({ "members": chosen });
+    if !write_structured(&mut out, format, &value)? {
+        let mut t = table(&["TRUSTED MEMBER", "ADDRESS", "CODE", "CERTIFICATE"]);
+        for j in chosen {
+            t.add_row(vec![
+                j.name.clone(),
+                j.source.to_string(),
+                j.code.to_string(),
+                j.fingerprint.to_string(),
+            ]);
+        }
+        writeln!(out, "{t}")?;
+        writeln!(
+            out,
+            "Trust established with {} host(s); the cluster bootstrap is the next step.",
+            chosen.len()
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_choice;
+
+    #[test]
+    fn choices() {
+        assert_eq!(parse_choice("all", 3).unwrap(), vec![0, 1, 2]);
+        assert_eq!(parse_choice(" 1,3 ", 3).unwrap(), vec![0, 2]);
+        assert_eq!(parse_choice("2 2", 3).unwrap(), vec![1]);
+        assert!(parse_choice("4", 3).unwrap_err().contains("no row 4"));
+        assert!(parse_choice("x", 3).is_err());
+        assert!(parse_choice("", 3).unwrap().is_empty());
+    }
+}
