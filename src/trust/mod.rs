@@ -1,5 +1,10 @@
 //! Trust between agents: identities, passphrase sessions, the PAKE exchange, join tokens and
 //! the pinned-peer store.
+//!
+//! Layout: `identity` and `store` touch the state directory (through `files`); everything else
+//! is pure, with time passed in. `pake` is the cryptography of one exchange, `session` the
+//! initiator's bookkeeping around many of them (`ratelimit`, attempt limits, the joiner table),
+//! `token` what the initiator hands selected joiners afterwards.
 
 mod files;
 pub mod fingerprint;
