@@ -183,7 +183,9 @@ async fn select_phase(
         );
     }
     let deadline = Instant::now() + lookup;
-    let mut shown: Vec<JoinerView> = Vec::new();
+    // Row numbers stay fixed once shown, so what the operator types matches what they saw;
+    // a joiner that left keeps its number but can no longer be chosen.
+    let mut shown: Vec<(JoinerView, bool)> = Vec::new();
     let mut seen_events = 0;
     loop {
         let view: SessionView = client.get("/1.0/session").await?;
@@ -210,8 +212,8 @@ async fn select_phase(
             .filter(|j| j.state != JoinerState::Rejected)
             .collect();
         for j in &current {
-            if !shown.iter().any(|s| s.fingerprint == j.fingerprint) {
-                shown.push(j.clone());
+            if !shown.iter().any(|(s, _)| s.fingerprint == j.fingerprint) {
+                shown.push((j.clone(), true));
                 eprintln!(
                     " {:>2}  {:<20} {:<16} code {}   certificate {}",
                     shown.len(),
@@ -222,7 +224,9 @@ async fn select_phase(
                 );
             }
         }
-        shown.retain(|s| current.iter().any(|c| c.fingerprint == s.fingerprint));
+        for (s, present) in shown.iter_mut() {
+            *present = current.iter().any(|c| c.fingerprint == s.fingerprint);
+        }
         if let Some(names) = expected {
             let have: BTreeSet<&str> = current.iter().map(|j| j.name.as_str()).collect();
             if names.iter().all(|n| have.contains(n.as_str())) {
@@ -251,10 +255,15 @@ async fn select_phase(
         }
         tokio::select! {
             Some(line) = line_rx.recv() => {
+                let all = line.trim().eq_ignore_ascii_case("all");
                 match parse_choice(&line, shown.len()) {
                     Ok(idx) if idx.is_empty() => eprintln!("nothing selected; type numbers or `all`"),
+                    Ok(idx) if !all && idx.iter().any(|i| !shown[*i].1) => {
+                        let gone: Vec<String> = idx.iter().filter(|i| !shown[**i].1).map(|i| format!("{} ({})", i + 1, shown[*i].0.name)).collect();
+                        eprintln!("no longer here: {}; choose again", gone.join(", "));
+                    }
                     Ok(idx) => {
-                        let chosen: Vec<JoinerView> = idx.iter().map(|i| shown[*i].clone()).collect();
+                        let chosen: Vec<JoinerView> = idx.iter().filter(|i| shown[**i].1).map(|i| shown[*i].0.clone()).collect();
                         let r = SelectRequest {
                             names: vec![],
                             fingerprints: chosen.iter().map(|j| j.fingerprint.to_string()).collect(),
