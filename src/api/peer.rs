@@ -44,7 +44,9 @@ impl From<SessionError> for PeerError {
                 StatusCode::GONE
             }
             SessionError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            SessionError::WrongPassphrase => StatusCode::UNAUTHORIZED,
+            SessionError::WrongPassphrase | SessionError::CommitMismatch => {
+                StatusCode::UNAUTHORIZED
+            }
             SessionError::Rejected(_) => StatusCode::FORBIDDEN,
             SessionError::Malformed(_) => StatusCode::BAD_REQUEST,
         };
@@ -69,12 +71,9 @@ async fn pake(
     Extension(c): Extension<Caller>,
     Json(req): Json<PakeRequest>,
 ) -> Result<Json<PakeResponse>, PeerError> {
-    let msg = unb64(&req.msg).map_err(|e| PeerError(StatusCode::BAD_REQUEST, e))?;
-    let (msg_i, confirm_i) = t.pake(c.addr, fp(&c), &req.name, &msg)?;
-    Ok(Json(PakeResponse {
-        msg: b64(&msg_i),
-        confirm: b64(&confirm_i),
-    }))
+    let commit = unb64(&req.commit).map_err(|e| PeerError(StatusCode::BAD_REQUEST, e))?;
+    let msg_i = t.pake(c.addr, fp(&c), &req.name, &commit)?;
+    Ok(Json(PakeResponse { msg: b64(&msg_i) }))
 }
 
 async fn confirm(
@@ -82,9 +81,11 @@ async fn confirm(
     Extension(c): Extension<Caller>,
     Json(req): Json<ConfirmRequest>,
 ) -> Result<Json<ConfirmResponse>, PeerError> {
+    let msg = unb64(&req.msg).map_err(|e| PeerError(StatusCode::BAD_REQUEST, e))?;
     let tag = unb64(&req.confirm).map_err(|e| PeerError(StatusCode::BAD_REQUEST, e))?;
-    let code = t.confirm(fp(&c), &tag)?;
+    let (confirm_i, code) = t.confirm(c.addr, fp(&c), &msg, &tag)?;
     Ok(Json(ConfirmResponse {
+        confirm: b64(&confirm_i),
         code: code.to_string(),
     }))
 }

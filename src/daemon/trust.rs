@@ -243,22 +243,26 @@ impl TrustService {
         })
     }
 
+    /// First round trip: the joiner's commitment in, our SPAKE2 message out.
     pub fn pake(
         &self,
         source: SocketAddr,
         fp_j: Fingerprint,
         name: &str,
-        msg_j: &[u8],
-    ) -> Result<(Vec<u8>, Vec<u8>), SessionError> {
-        self.with_session(|s| s.begin(Instant::now(), source.ip(), fp_j, name, msg_j))
+        commit: &[u8],
+    ) -> Result<Vec<u8>, SessionError> {
+        self.with_session(|s| s.begin(Instant::now(), source.ip(), fp_j, name, commit))
     }
 
+    /// Second round trip: the joiner's SPAKE2 message and tag in, our tag and the code out.
     pub fn confirm(
         &self,
+        source: SocketAddr,
         fp_j: Fingerprint,
+        msg_j: &[u8],
         confirm_j: &[u8],
-    ) -> Result<VerificationCode, SessionError> {
-        self.with_session(|s| s.confirm(Instant::now(), fp_j, confirm_j))
+    ) -> Result<(Vec<u8>, VerificationCode), SessionError> {
+        self.with_session(|s| s.confirm(Instant::now(), source.ip(), fp_j, msg_j, confirm_j))
     }
 
     pub fn leave(&self, fp_j: Fingerprint) -> Result<(), SessionError> {
@@ -364,33 +368,39 @@ impl TrustService {
             return Err(JoinError::NoSession(addr));
         }
         let pinned = self.client(addr, ServerTrust::Pinned(*fp_i.as_bytes()))?;
-        let (pake, msg_j) = JoinerPake::start(passphrase, &fp_i, &self.fingerprint());
+        // Two round trips (see `trust::pake`): commit to our SPAKE2 message, learn the
+        // initiator's, then reveal ours with our tag and check the initiator's tag.
+        let (mut pake, commit) = JoinerPake::start(passphrase, &fp_i, &self.fingerprint());
         let resp: PakeResponse = pinned
             .post(
                 "/1.0/session/pake",
                 &PakeRequest {
                     name: self.name.clone(),
-                    msg: b64(&msg_j),
+                    commit: b64(&commit),
                 },
             )
             .await
             .map_err(|e| JoinError::from_call(addr, e))?;
         let msg_i = unb64(&resp.msg).map_err(JoinError::Other)?;
-        let confirm_i = unb64(&resp.confirm).map_err(JoinError::Other)?;
-        let (confirm_j, code) = match pake.finish(&msg_i, &confirm_i) {
-            Ok(x) => x,
-            Err(PakeError::WrongPassphrase) => return Err(JoinError::WrongPassphrase(addr)),
-            Err(e) => return Err(JoinError::Other(e.to_string())),
-        };
-        let _: ConfirmResponse = pinned
+        let (msg_j, confirm_j, await_i) = pake
+            .respond(&msg_i)
+            .map_err(|e| JoinError::Other(e.to_string()))?;
+        let resp: ConfirmResponse = pinned
             .post(
                 "/1.0/session/confirm",
                 &ConfirmRequest {
+                    msg: b64(&msg_j),
                     confirm: b64(&confirm_j),
                 },
             )
             .await
             .map_err(|e| JoinError::from_call(addr, e))?;
+        let confirm_i = unb64(&resp.confirm).map_err(JoinError::Other)?;
+        let code = match await_i.finish(&confirm_i) {
+            Ok(code) => code,
+            Err(PakeError::WrongPassphrase) => return Err(JoinError::WrongPassphrase(addr)),
+            Err(e) => return Err(JoinError::Other(e.to_string())),
+        };
         let view = JoinView {
             initiator: info.name.clone(),
             initiator_fingerprint: fp_i.to_string(),
@@ -494,22 +504,28 @@ pub struct SessionInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PakeRequest {
     pub name: String,
-    pub msg: String,
+    /// The joiner's commitment to its SPAKE2 message (base64).
+    pub commit: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PakeResponse {
+    /// The initiator's SPAKE2 message (base64).
     pub msg: String,
-    pub confirm: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConfirmRequest {
+    /// The joiner's SPAKE2 message, opening its commitment (base64).
+    pub msg: String,
+    /// The joiner's confirmation tag (base64).
     pub confirm: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConfirmResponse {
+    /// The initiator's confirmation tag (base64).
+    pub confirm: String,
     pub code: String,
 }
 

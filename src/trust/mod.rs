@@ -18,12 +18,14 @@ pub mod token;
 
 pub use fingerprint::{Fingerprint, FingerprintError};
 pub use identity::{Identity, IdentityError};
-pub use pake::{InitiatorPake, InitiatorPending, JoinerPake, PakeError, VerificationCode};
+pub use pake::{
+    InitiatorPake, InitiatorPending, JoinerAwait, JoinerPake, PakeError, VerificationCode,
+};
 pub use passphrase::PassphraseError;
 pub use ratelimit::RateLimiter;
 pub use session::{
     JoinerState, JoinerStatus, JoinerView, Session, SessionError, SessionEvent,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, MAX_PENDING, MAX_PENDING_PER_SOURCE, PENDING_TIMEOUT,
 };
 pub use store::{PinnedPeer, Role, TrustStore, TrustStoreError};
 pub use token::{JoinRecord, Token, TokenError, TokenStore};

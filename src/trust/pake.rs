@@ -2,10 +2,23 @@
 //! certificate fingerprints as identities, HKDF over the shared key and the whole transcript,
 //! key confirmation in both directions, and the verification code both screens show.
 //!
-//! The joiner speaks first (`msg_j`); the initiator answers with its SPAKE2 message and a MAC
-//! that proves it knew the passphrase (`confirm_i`); the joiner checks it before proving its
-//! own knowledge (`confirm_j`). So a fake initiator never receives anything it could test a
-//! guess against offline, and a fake joiner gets exactly one guess per attempt.
+//! Two round trips, the joiner committing first:
+//!
+//! 1. J → I: `commit = SHA-256(PROTOCOL, "commit", msg_j)`; I → J: `msg_i`.
+//! 2. J → I: `msg_j`, `confirm_j`; I checks `msg_j` against the commitment and the tag, then
+//!    answers `confirm_i`, which J checks.
+//!
+//! The commitment is what makes the verification code worth comparing. Without it (the joiner
+//! sending `msg_j` in the clear first), a man in the middle who knows the passphrase could pick
+//! `msg_i` after seeing `msg_j`: grind about 10^6 candidate `msg_i` offline until the joiner's
+//! code equals the one it already fixed with the real initiator. Now `msg_i` is fixed before
+//! `msg_j` is revealed, a joiner run answers exactly one `msg_i`, and the two codes the operators
+//! compare are independent: equal with probability 10^-6 per attempt, and each attempt is a run
+//! of `microcloud join` the operator starts.
+//!
+//! Guessing: a fake joiner gets one online guess per exchange (the initiator checks `confirm_j`
+//! and counts failures); a fake initiator gets one online guess per joiner run (it sees one
+//! `confirm_j`, made with the `msg_i` it sent); a passive capture gives no offline test.
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,7 +26,7 @@ use std::str::FromStr;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use spake2::{Ed25519Group, Identity, Password, Spake2};
 
 use super::fingerprint::Fingerprint;
@@ -21,7 +34,10 @@ use super::passphrase::normalise;
 
 /// Domain separation for every hash, KDF and MAC in the exchange; bump it with any change to
 /// the transcript layout so old and new agents fail loudly instead of disagreeing silently.
-const PROTOCOL: &[u8] = b"microcloud trust v1";
+const PROTOCOL: &[u8] = b"microcloud trust v2";
+
+/// Length of the joiner's commitment (a SHA-256 digest).
+pub const COMMIT_LEN: usize = 32;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -29,9 +45,16 @@ type HmacSha256 = Hmac<Sha256>;
 pub enum PakeError {
     #[error(
         "key confirmation failed: the passphrase is wrong, or the other side is not the \
-         machine whose certificate we saw (these cannot be told apart)"
+         machine whose certificate we saw, e.g. a fake initiator (these cannot be told apart)"
     )]
     WrongPassphrase,
+    #[error(
+        "the joiner's key-exchange message does not match the commitment it sent first \
+         (the exchange was tampered with)"
+    )]
+    CommitMismatch,
+    #[error("this key exchange has already answered an initiator message; start a new one")]
+    AlreadyUsed,
     #[error("malformed key-exchange message: {0}")]
     Malformed(String),
 }
@@ -149,9 +172,24 @@ fn malformed(what: &str, e: spake2::Error) -> PakeError {
     PakeError::Malformed(format!("{what}: {e}"))
 }
 
-/// The joiner's half of an exchange in progress.
+/// The joiner's commitment to `msg_j`. The certificates need not be in it: they are in the
+/// transcript every key and tag is derived from.
+fn commitment(msg_j: &[u8]) -> [u8; COMMIT_LEN] {
+    let mut t = Vec::with_capacity(4 * 3 + PROTOCOL.len() + 6 + msg_j.len());
+    for part in [PROTOCOL, b"commit", msg_j] {
+        push_lp(&mut t, part);
+    }
+    Sha256::digest(&t).into()
+}
+
+fn tag(key: &[u8; 32], transcript: &[u8]) -> Vec<u8> {
+    mac(key, transcript).finalize().into_bytes().to_vec()
+}
+
+/// The joiner's half of an exchange, before it has seen the initiator's message.
 pub struct JoinerPake {
-    spake: Spake2<Ed25519Group>,
+    /// Taken by the first `respond`: one joiner run answers exactly one `msg_i`.
+    spake: Option<Spake2<Ed25519Group>>,
     fp_i: Fingerprint,
     fp_j: Fingerprint,
     msg_j: Vec<u8>,
@@ -162,13 +200,15 @@ impl fmt::Debug for JoinerPake {
         f.debug_struct("JoinerPake")
             .field("fp_i", &self.fp_i)
             .field("fp_j", &self.fp_j)
+            .field("used", &self.spake.is_none())
             .finish_non_exhaustive()
     }
 }
 
 impl JoinerPake {
     /// `fp_i` is the certificate the initiator presented in the TLS handshake, `fp_j` our own.
-    /// The passphrase is normalised here, so callers pass what the operator typed.
+    /// The passphrase is normalised here, so callers pass what the operator typed. Returns the
+    /// state and the commitment to send first; `msg_j` stays here until `respond`.
     ///
     /// SPAKE2's secret scalar comes from the OS RNG inside `spake2`: its RNG hook speaks
     /// `rand_core` 0.6, which this crate does not depend on.
@@ -180,80 +220,121 @@ impl JoinerPake {
         let (id_i, id_j) = spake_ids(fp_i, fp_j);
         let pw = Password::new(normalise(passphrase).as_bytes());
         let (spake, msg_j) = Spake2::<Ed25519Group>::start_b(&pw, &id_i, &id_j);
+        let commit = commitment(&msg_j).to_vec();
         let state = JoinerPake {
-            spake,
+            spake: Some(spake),
             fp_i: *fp_i,
             fp_j: *fp_j,
-            msg_j: msg_j.clone(),
+            msg_j,
         };
-        (state, msg_j)
+        (state, commit)
     }
 
-    /// Check the initiator's confirmation; on success return ours and the code to show.
-    pub fn finish(
-        self,
-        msg_i: &[u8],
-        confirm_i: &[u8],
-    ) -> Result<(Vec<u8>, VerificationCode), PakeError> {
-        let key = self
-            .spake
+    /// The initiator's message arrived: finish SPAKE2 and return `msg_j` (revealed only now),
+    /// our confirmation tag, and the state that checks the initiator's tag. Works once per
+    /// run: a second call is `AlreadyUsed`, whatever the first one returned.
+    pub fn respond(&mut self, msg_i: &[u8]) -> Result<(Vec<u8>, Vec<u8>, JoinerAwait), PakeError> {
+        let spake = self.spake.take().ok_or(PakeError::AlreadyUsed)?;
+        let key = spake
             .finish(msg_i)
             .map_err(|e| malformed("initiator message", e))?;
         let d = derive(&key, transcript(&self.fp_i, &self.fp_j, msg_i, &self.msg_j));
+        let confirm_j = tag(&d.k_confirm_j, &d.transcript);
+        Ok((self.msg_j.clone(), confirm_j, JoinerAwait(d)))
+    }
+}
+
+/// The joiner after proving itself, waiting for the initiator's tag.
+pub struct JoinerAwait(Derived);
+
+impl fmt::Debug for JoinerAwait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JoinerAwait { .. }")
+    }
+}
+
+impl JoinerAwait {
+    /// Check the initiator's confirmation; on success return the code to show.
+    pub fn finish(self, confirm_i: &[u8]) -> Result<VerificationCode, PakeError> {
+        let d = self.0;
         mac(&d.k_confirm_i, &d.transcript)
             .verify_slice(confirm_i)
             .map_err(|_| PakeError::WrongPassphrase)?;
-        let confirm_j = mac(&d.k_confirm_j, &d.transcript)
-            .finalize()
-            .into_bytes()
-            .to_vec();
-        Ok((confirm_j, d.code))
+        Ok(d.code)
     }
 }
 
-/// The initiator's side: it answers in one step, so it has no state before `respond`.
+/// The initiator's side: it has no state before the joiner's commitment arrives.
 pub struct InitiatorPake;
 
 impl InitiatorPake {
-    /// `fp_i` is our own certificate, `fp_j` the client certificate the joiner presented.
-    /// Returns the pending state, our SPAKE2 message and our confirmation tag.
-    pub fn respond(
+    /// `fp_i` is our own certificate, `fp_j` the client certificate the joiner presented,
+    /// `commit` the joiner's first message. Returns the pending state and our SPAKE2 message,
+    /// fixed before we learn `msg_j`. A commitment of the wrong length is `Malformed`.
+    pub fn begin(
         passphrase: &str,
         fp_i: &Fingerprint,
         fp_j: &Fingerprint,
-        msg_j: &[u8],
-    ) -> Result<(InitiatorPending, Vec<u8>, Vec<u8>), PakeError> {
+        commit: &[u8],
+    ) -> Result<(InitiatorPending, Vec<u8>), PakeError> {
+        let commit: [u8; COMMIT_LEN] = commit.try_into().map_err(|_| {
+            PakeError::Malformed(format!(
+                "commitment is {} bytes, expected {COMMIT_LEN}",
+                commit.len()
+            ))
+        })?;
         let (id_i, id_j) = spake_ids(fp_i, fp_j);
         let pw = Password::new(normalise(passphrase).as_bytes());
         let (spake, msg_i) = Spake2::<Ed25519Group>::start_a(&pw, &id_i, &id_j);
-        let key = spake
-            .finish(msg_j)
-            .map_err(|e| malformed("joiner message", e))?;
-        let d = derive(&key, transcript(fp_i, fp_j, &msg_i, msg_j));
-        let confirm_i = mac(&d.k_confirm_i, &d.transcript)
-            .finalize()
-            .into_bytes()
-            .to_vec();
-        Ok((InitiatorPending(d), msg_i, confirm_i))
+        let pending = InitiatorPending {
+            spake,
+            fp_i: *fp_i,
+            fp_j: *fp_j,
+            msg_i: msg_i.clone(),
+            commit,
+        };
+        Ok((pending, msg_i))
     }
 }
 
-/// The initiator waiting for the joiner's confirmation.
-pub struct InitiatorPending(Derived);
+/// The initiator waiting for the joiner's opened commitment and its confirmation.
+pub struct InitiatorPending {
+    spake: Spake2<Ed25519Group>,
+    fp_i: Fingerprint,
+    fp_j: Fingerprint,
+    msg_i: Vec<u8>,
+    commit: [u8; COMMIT_LEN],
+}
 
 impl fmt::Debug for InitiatorPending {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("InitiatorPending { .. }")
+        f.debug_struct("InitiatorPending")
+            .field("fp_i", &self.fp_i)
+            .field("fp_j", &self.fp_j)
+            .finish_non_exhaustive()
     }
 }
 
 impl InitiatorPending {
-    pub fn verify(self, confirm_j: &[u8]) -> Result<VerificationCode, PakeError> {
-        let d = self.0;
+    /// Check `msg_j` against the commitment (`CommitMismatch`), finish SPAKE2, check the
+    /// joiner's tag (`WrongPassphrase`); on success return our tag and the code to show.
+    pub fn finish(
+        self,
+        msg_j: &[u8],
+        confirm_j: &[u8],
+    ) -> Result<(Vec<u8>, VerificationCode), PakeError> {
+        if commitment(msg_j) != self.commit {
+            return Err(PakeError::CommitMismatch);
+        }
+        let key = self
+            .spake
+            .finish(msg_j)
+            .map_err(|e| malformed("joiner message", e))?;
+        let d = derive(&key, transcript(&self.fp_i, &self.fp_j, &self.msg_i, msg_j));
         mac(&d.k_confirm_j, &d.transcript)
             .verify_slice(confirm_j)
             .map_err(|_| PakeError::WrongPassphrase)?;
-        Ok(d.code)
+        Ok((tag(&d.k_confirm_i, &d.transcript), d.code))
     }
 }
 
@@ -286,51 +367,104 @@ mod tests {
     }
 
     #[test]
+    fn the_commitment_binds_the_message() {
+        let (joiner, commit) = JoinerPake::start("pw", &fp(1), &fp(2));
+        assert_eq!(commit.len(), COMMIT_LEN);
+        assert_eq!(commit, commitment(&joiner.msg_j));
+        let mut other = joiner.msg_j.clone();
+        other[9] ^= 1;
+        assert_ne!(commit, commitment(&other));
+        // The commitment hides msg_j: it is not a prefix, suffix or copy of it.
+        assert!(!joiner
+            .msg_j
+            .windows(8)
+            .any(|w| commit.windows(8).any(|c| c == w)));
+    }
+
+    /// The initiator's first step with the passphrase `pass` between fp(1) and fp(2).
+    fn begin_ok(pass: &str, commit: &[u8]) -> (InitiatorPending, Vec<u8>) {
+        InitiatorPake::begin(pass, &fp(1), &fp(2), commit).unwrap()
+    }
+
+    #[test]
     fn hostile_messages_are_errors_not_panics() {
         let (i, j) = (fp(1), fp(2));
-        let mut valid_b = JoinerPake::start("pw pw pw", &i, &j).1;
+        // Commitments of the wrong length.
+        for bad in [&[][..], &[0u8; 31], &[0u8; 33], &[0xff; 1000]] {
+            assert!(matches!(
+                InitiatorPake::begin("pw pw pw", &i, &j, bad),
+                Err(PakeError::Malformed(_))
+            ));
+        }
+        // msg_j that does not open the commitment, whatever its shape: a mismatch, never a panic.
+        let (mut joiner, commit) = JoinerPake::start("pw pw pw", &i, &j);
+        let mut valid_b = joiner.msg_j.clone();
+        valid_b.truncate(20);
+        let mut wrong_side = joiner.msg_j.clone();
+        wrong_side[0] = b'A';
+        for msg in [
+            vec![],
+            vec![0x42],
+            vec![0u8; 33],
+            vec![0xff; 1000],
+            valid_b,
+            wrong_side,
+        ] {
+            let (pending, _) = begin_ok("pw pw pw", &commit);
+            assert_eq!(
+                pending.finish(&msg, &[0; 32]).unwrap_err(),
+                PakeError::CommitMismatch,
+                "{msg:?}"
+            );
+        }
+        // A hostile joiner can commit to hostile bytes: those open the commitment and are then
+        // malformed (or decode to a useless point); none may panic.
         let mut cases: Vec<Vec<u8>> = vec![vec![], vec![0x42], vec![0u8; 33], vec![0xff; 1000]];
-        // A valid message claiming to come from the wrong side.
-        let mut wrong_side = JoinerPake::start("pw", &i, &j).1;
+        let mut wrong_side = JoinerPake::start("pw", &i, &j).0.msg_j;
         wrong_side[0] = b'A';
         cases.push(wrong_side);
-        valid_b.truncate(20);
-        cases.push(valid_b);
         for msg in cases {
-            let r = InitiatorPake::respond("pw pw pw", &i, &j, &msg);
-            assert!(matches!(r, Err(PakeError::Malformed(_))), "{msg:?}");
+            let (pending, _) = begin_ok("pw pw pw", &commitment(&msg));
+            assert!(
+                matches!(pending.finish(&msg, &[0; 32]), Err(PakeError::Malformed(_))),
+                "{msg:?}"
+            );
         }
-        // Right side byte and length but arbitrary bytes: some decode to points (a useless key),
-        // some do not (an error); none may panic.
         for n in (0..=255u8).step_by(15) {
             let msg = [&[0x42u8][..], &[n; 32]].concat();
-            let _ = InitiatorPake::respond("pw pw pw", &i, &j, &msg);
+            let (pending, _) = begin_ok("pw pw pw", &commitment(&msg));
+            assert!(pending.finish(&msg, &[0; 32]).is_err());
         }
-        let (joiner, _) = JoinerPake::start("pw", &i, &j);
+        // The joiner facing a hostile initiator message.
         assert!(matches!(
-            joiner.finish(&[0x41, 1, 2], &[0; 32]),
+            joiner.respond(&[0x41, 1, 2]),
             Err(PakeError::Malformed(_))
         ));
+        // ... which used up the run.
+        let (_, msg_i) = begin_ok("pw pw pw", &commit);
+        assert_eq!(joiner.respond(&msg_i).unwrap_err(), PakeError::AlreadyUsed);
     }
 
     #[test]
     fn confirmation_tags_are_checked_whole() {
         let (i, j) = (fp(1), fp(2));
         for cut in [1usize, 31] {
-            let (joiner, msg_j) = JoinerPake::start("pw", &i, &j);
-            let (_, msg_i, mut confirm_i) = InitiatorPake::respond("pw", &i, &j, &msg_j).unwrap();
-            confirm_i.truncate(32 - cut);
+            let (mut joiner, commit) = JoinerPake::start("pw", &i, &j);
+            let (pending, msg_i) = InitiatorPake::begin("pw", &i, &j, &commit).unwrap();
+            let (msg_j, mut confirm_j, _) = joiner.respond(&msg_i).unwrap();
+            confirm_j.truncate(32 - cut);
             assert_eq!(
-                joiner.finish(&msg_i, &confirm_i).unwrap_err(),
+                pending.finish(&msg_j, &confirm_j).unwrap_err(),
                 PakeError::WrongPassphrase
             );
         }
-        let (joiner, msg_j) = JoinerPake::start("pw", &i, &j);
-        let (pending, msg_i, confirm_i) = InitiatorPake::respond("pw", &i, &j, &msg_j).unwrap();
-        let (mut confirm_j, _) = joiner.finish(&msg_i, &confirm_i).unwrap();
-        confirm_j[0] ^= 1;
+        let (mut joiner, commit) = JoinerPake::start("pw", &i, &j);
+        let (pending, msg_i) = InitiatorPake::begin("pw", &i, &j, &commit).unwrap();
+        let (msg_j, confirm_j, wait) = joiner.respond(&msg_i).unwrap();
+        let (mut confirm_i, _) = pending.finish(&msg_j, &confirm_j).unwrap();
+        confirm_i[0] ^= 1;
         assert_eq!(
-            pending.verify(&confirm_j).unwrap_err(),
+            wait.finish(&confirm_i).unwrap_err(),
             PakeError::WrongPassphrase
         );
     }

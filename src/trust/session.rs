@@ -1,6 +1,13 @@
 //! The initiator's passphrase session (pure state machine, time passed in): it answers key
 //! exchanges, counts and rate-limits attempts, keeps the table of verified joiners the operator
 //! selects from, and records why it ended so every joiner can be told.
+//!
+//! An exchange is two round trips (see `pake`): `begin` takes the joiner's commitment and
+//! answers `msg_i`; `confirm` takes `msg_j` and `confirm_j` and answers `confirm_i`. Only
+//! `confirm` can test a guess, so only failures there count towards the session's limit; an
+//! exchange that never reaches it handed out nothing. Both steps are rate-limited per source,
+//! and exchanges waiting between them are bounded in number and expire after
+//! `PENDING_TIMEOUT`, so abandoned first steps cannot fill memory.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -11,13 +18,20 @@ use serde::{Deserialize, Serialize};
 use super::fingerprint::Fingerprint;
 use super::pake::{InitiatorPake, InitiatorPending, PakeError, VerificationCode};
 use super::passphrase::normalise;
-use super::ratelimit::RateLimiter;
+use super::ratelimit::{source_key, RateLimiter};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 25;
 /// Joiner names are host names: they end up in LXD member names and in the operator's terminal,
 /// so anything else (control characters above all) is refused rather than displayed.
 pub const MAX_NAME_LEN: usize = 253;
+/// How long an exchange may wait between its two steps (an honest joiner takes milliseconds).
+pub const PENDING_TIMEOUT: Duration = Duration::from_secs(60);
+/// Exchanges waiting for their second step, per source (see `ratelimit::source_key`) and in
+/// all; past either bound the oldest one is dropped. A dropped exchange handed out nothing but
+/// `msg_i`, so it is not counted as an attempt.
+pub const MAX_PENDING_PER_SOURCE: usize = 4;
+pub const MAX_PENDING: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
@@ -39,6 +53,11 @@ pub enum SessionError {
          stays open)"
     )]
     WrongPassphrase,
+    #[error(
+        "the joiner's key-exchange message does not match the commitment it sent first: the \
+         exchange was tampered with (the attempt was counted; the session stays open)"
+    )]
+    CommitMismatch,
     #[error("no joiner with certificate {} in this session", .0.short())]
     UnknownJoiner(Fingerprint),
     #[error("the initiator's operator rejected the machine with certificate {}", .0.short())]
@@ -90,8 +109,8 @@ pub enum SessionEvent {
         fingerprint: Fingerprint,
         name: String,
     },
-    /// An attempt is known to have failed: a wrong confirmation, or an exchange abandoned by
-    /// a retry or a departure before it was confirmed.
+    /// An attempt failed at the second step: a wrong confirmation or an opened commitment
+    /// that does not match.
     AttemptFailed {
         fingerprint: Fingerprint,
         name: String,
@@ -146,6 +165,7 @@ struct Pending {
     exchange: InitiatorPending,
     name: String,
     source: IpAddr,
+    since: Instant,
 }
 
 #[derive(Debug)]
@@ -155,11 +175,12 @@ pub struct Session {
     timeout: Duration,
     deadline: Instant,
     max_attempts: u32,
-    /// Exchanges answered and not (yet) confirmed. Each one handed out a confirmation tag an
-    /// attacker could test one guess against, so each counts until proven honest; a
-    /// successful confirmation gives its attempt back, so legitimate joiners cost nothing.
-    unconfirmed: u32,
+    /// Second steps that failed (wrong tag or commitment mismatch): each was one guess.
+    failures: u32,
+    /// Per-source limits on the first and on the second step, in separate buckets so an honest
+    /// exchange costs one token of each.
     limiter: RateLimiter,
+    limiter_confirm: RateLimiter,
     end: Option<End>,
     pending: HashMap<Fingerprint, Pending>,
     /// In order of verification, which is the order the operator saw them appear.
@@ -183,6 +204,15 @@ fn check_name(name: &str) -> Result<(), SessionError> {
     }
 }
 
+fn session_error(e: PakeError) -> SessionError {
+    match e {
+        PakeError::WrongPassphrase => SessionError::WrongPassphrase,
+        PakeError::CommitMismatch => SessionError::CommitMismatch,
+        PakeError::Malformed(m) => SessionError::Malformed(m),
+        PakeError::AlreadyUsed => SessionError::Malformed(e.to_string()),
+    }
+}
+
 impl Session {
     /// `own` is the initiator's certificate fingerprint: it is bound into every exchange.
     /// The passphrase is stored normalised (see `passphrase::normalise`).
@@ -199,8 +229,9 @@ impl Session {
             timeout,
             deadline: now + timeout,
             max_attempts: max_attempts.max(1),
-            unconfirmed: 0,
+            failures: 0,
             limiter: RateLimiter::default(),
+            limiter_confirm: RateLimiter::default(),
             end: None,
             pending: HashMap::new(),
             joiners: Vec::new(),
@@ -208,7 +239,9 @@ impl Session {
         }
     }
 
+    /// Use `limiter`'s settings for both steps (each step gets its own copy).
     pub fn with_rate_limiter(mut self, limiter: RateLimiter) -> Session {
+        self.limiter_confirm = limiter.clone();
         self.limiter = limiter;
         self
     }
@@ -225,9 +258,14 @@ impl Session {
         self.deadline
     }
 
-    /// (attempts currently counted, limit).
+    /// (failed attempts, limit).
     pub fn attempts(&self) -> (u32, u32) {
-        (self.unconfirmed, self.max_attempts)
+        (self.failures, self.max_attempts)
+    }
+
+    /// Exchanges waiting for their second step.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
     }
 
     /// Why the session ended, if it has.
@@ -237,7 +275,10 @@ impl Session {
 
     /// End the session if its time is up; true if this call ended it. The daemon calls this
     /// from a timer as well as before each request, so the operator hears about it on time.
+    /// It also drops exchanges that waited more than `PENDING_TIMEOUT` for their second step.
     pub fn expire(&mut self, now: Instant) -> bool {
+        self.pending
+            .retain(|_, p| now.saturating_duration_since(p.since) < PENDING_TIMEOUT);
         if self.end.is_none() && now >= self.deadline {
             self.finish(End::Expired(self.timeout));
             return true;
@@ -249,16 +290,17 @@ impl Session {
         self.end.is_none() && now < self.deadline
     }
 
-    /// First message of an exchange from the joiner with client certificate `fp_j`, reached
-    /// from `source`. Returns (msg_i, confirm_i).
+    /// First step of an exchange from the joiner with client certificate `fp_j`, reached from
+    /// `source`: takes its commitment, returns `msg_i`. Nothing here can test a guess, so it
+    /// is not counted; it is rate-limited, and the exchange it leaves waiting is bounded.
     pub fn begin(
         &mut self,
         now: Instant,
         source: IpAddr,
         fp_j: Fingerprint,
         name: &str,
-        msg_j: &[u8],
-    ) -> Result<(Vec<u8>, Vec<u8>), SessionError> {
+        commit: &[u8],
+    ) -> Result<Vec<u8>, SessionError> {
         self.expire(now);
         self.check_open()?;
         check_name(name)?;
@@ -268,63 +310,64 @@ impl Session {
         self.limiter
             .check(now, source)
             .map_err(|retry_after| SessionError::RateLimited { retry_after })?;
-        if self.unconfirmed >= self.max_attempts {
-            self.finish(End::TooManyAttempts(self.unconfirmed));
-            return Err(SessionError::TooManyAttempts);
-        }
-        let (exchange, msg_i, confirm_i) =
-            InitiatorPake::respond(&self.passphrase, &self.own, &fp_j, msg_j).map_err(
-                |e| match e {
-                    PakeError::Malformed(m) => SessionError::Malformed(m),
-                    PakeError::WrongPassphrase => SessionError::WrongPassphrase,
-                },
-            )?;
-        self.unconfirmed += 1;
+        let (exchange, msg_i) = InitiatorPake::begin(&self.passphrase, &self.own, &fp_j, commit)
+            .map_err(session_error)?;
         // A joiner starting over (a retry after a typo, a restarted CLI) replaces what it had:
-        // the old exchange failed, and an old table row would show a code that is now stale.
-        if let Some(old) = self.pending.remove(&fp_j) {
-            self.failed(fp_j, old.name, old.source);
-        }
+        // an old table row would show a code that is now stale.
+        self.pending.remove(&fp_j);
         self.remove_row(&fp_j);
-        let name = name.to_string();
+        self.make_room(source);
         self.pending.insert(
             fp_j,
             Pending {
                 exchange,
-                name,
+                name: name.to_string(),
                 source,
+                since: now,
             },
         );
-        Ok((msg_i, confirm_i))
+        Ok(msg_i)
     }
 
-    /// The joiner's confirmation. On success it joins the table as verified.
+    /// Second step: the joiner opens its commitment (`msg_j`) and proves the passphrase
+    /// (`confirm_j`). On success it joins the table as verified and we return `confirm_i` and
+    /// the code. A mismatch or a wrong tag is a counted attempt; past the limit the session
+    /// ends. Either way the exchange is over: one guess per exchange.
     pub fn confirm(
         &mut self,
         now: Instant,
+        source: IpAddr,
         fp_j: Fingerprint,
+        msg_j: &[u8],
         confirm_j: &[u8],
-    ) -> Result<VerificationCode, SessionError> {
+    ) -> Result<(Vec<u8>, VerificationCode), SessionError> {
         self.expire(now);
         self.check_open()?;
+        self.limiter_confirm
+            .check(now, source)
+            .map_err(|retry_after| SessionError::RateLimited { retry_after })?;
         let Pending {
             exchange,
             name,
             source,
+            ..
         } = self
             .pending
             .remove(&fp_j)
             .ok_or(SessionError::UnknownJoiner(fp_j))?;
-        let Ok(code) = exchange.verify(confirm_j) else {
-            // Already counted when it began; now it is known to have failed.
-            self.failed(fp_j, name, source);
-            let settled = self.unconfirmed - self.pending.len() as u32;
-            if settled >= self.max_attempts {
-                self.finish(End::TooManyAttempts(self.unconfirmed));
+        let (confirm_i, code) = match exchange.finish(msg_j, confirm_j) {
+            Ok(x) => x,
+            Err(e @ (PakeError::WrongPassphrase | PakeError::CommitMismatch)) => {
+                self.failures += 1;
+                self.failed(fp_j, name, source);
+                if self.failures >= self.max_attempts {
+                    self.finish(End::TooManyAttempts(self.failures));
+                }
+                return Err(session_error(e));
             }
-            return Err(SessionError::WrongPassphrase);
+            // Bytes that open the commitment but are no SPAKE2 message: no key, no guess.
+            Err(e) => return Err(session_error(e)),
         };
-        self.unconfirmed -= 1;
         self.joiners.push(JoinerView {
             fingerprint: fp_j,
             name: name.clone(),
@@ -338,7 +381,7 @@ impl Session {
             source,
             code,
         });
-        Ok(code)
+        Ok((confirm_i, code))
     }
 
     pub fn joiners(&self) -> Vec<JoinerView> {
@@ -362,14 +405,11 @@ impl Session {
     }
 
     /// The joiner went away (its CLI exited, its long-poll dropped): it leaves the table, and
-    /// an exchange it had not confirmed counts as failed.
+    /// an exchange it had not finished is dropped (uncounted: it handed out no tag).
     pub fn leave(&mut self, fp: Fingerprint) -> Result<(), SessionError> {
         self.check_open()?;
         let pending = self.pending.remove(&fp);
         let had_row = self.remove_row(&fp);
-        if let Some(p) = &pending {
-            self.failed(fp, p.name.clone(), p.source);
-        }
         if pending.is_none() && !had_row {
             return Err(SessionError::UnknownJoiner(fp));
         }
@@ -433,9 +473,39 @@ impl Session {
             fingerprint: fp,
             name,
             source,
-            attempts: self.unconfirmed,
+            attempts: self.failures,
             max_attempts: self.max_attempts,
         });
+    }
+
+    /// Before adding an exchange from `source`: drop the oldest waiting ones past the bounds.
+    fn make_room(&mut self, source: IpAddr) {
+        let key = source_key(source);
+        loop {
+            let mine = self
+                .pending
+                .iter()
+                .filter(|(_, p)| source_key(p.source) == key);
+            let (count, oldest) = (
+                mine.clone().count(),
+                mine.min_by_key(|(_, p)| p.since).map(|(fp, _)| *fp),
+            );
+            match oldest {
+                Some(fp) if count >= MAX_PENDING_PER_SOURCE => self.pending.remove(&fp),
+                _ => break,
+            };
+        }
+        while self.pending.len() >= MAX_PENDING {
+            let Some(fp) = self
+                .pending
+                .iter()
+                .min_by_key(|(_, p)| p.since)
+                .map(|(fp, _)| *fp)
+            else {
+                break;
+            };
+            self.pending.remove(&fp);
+        }
     }
 
     fn row(&self, fp: &Fingerprint) -> Option<&JoinerView> {
