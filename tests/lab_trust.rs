@@ -360,6 +360,52 @@ fn only_pinned_certificates_may_call_the_peer_api() {
         }
         other => panic!("an unpinned certificate got {other:?}"),
     }
+    // The join record travelled to the joiner over the pinned channel; it is single use and
+    // bound to the joiner's certificate.
+    let token = {
+        let c = microcloud::api::client::Client::new(socket(j));
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(c.get::<serde_json::Value>("/1.0/join/record"))
+            .expect("the joiner holds a join record")["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let redeem = move |who: &Identity, token: &str| {
+        let cfg = client_config(
+            who.cert_der().clone(),
+            who.key_der(),
+            ServerTrust::Pinned(init_fp),
+        )
+        .unwrap();
+        let client = PeerClient::new(addr, Arc::new(cfg));
+        let body = serde_json::json!({ "token": token });
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(client.post::<_, serde_json::Value>("/1.0/join-record/redeem", &body))
+    };
+    let status = |r: Result<serde_json::Value, PeerCallError>| match r {
+        Err(PeerCallError::Status { status, .. }) => status.as_u16(),
+        Ok(_) => 200,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        status(j.in_netns(|| redeem(&stranger, &token)).unwrap()),
+        403,
+        "a stranger cannot spend it"
+    );
+    assert_eq!(status(j.in_netns(|| redeem(&pinned, &token)).unwrap()), 200);
+    assert_eq!(
+        status(j.in_netns(|| redeem(&pinned, &token)).unwrap()),
+        410,
+        "single use"
+    );
+
     // And the joiner refuses an initiator whose certificate is not the pinned one.
     let wrong = client_config(
         pinned.cert_der().clone(),

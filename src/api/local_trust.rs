@@ -288,6 +288,19 @@ async fn join_view(State(s): State<Arc<ApiState>>) -> Result<Json<JoinView>, Loc
     ))
 }
 
+async fn join_record(
+    State(s): State<Arc<ApiState>>,
+) -> Result<Json<crate::daemon::trust::JoinRecordResponse>, LocalError> {
+    s.trust
+        .own_join_record()
+        .map(|token| Json(crate::daemon::trust::JoinRecordResponse { token }))
+        .ok_or(LocalError(
+            StatusCode::NOT_FOUND,
+            "no join record (not selected yet?)".into(),
+            None,
+        ))
+}
+
 async fn join_leave(State(s): State<Arc<ApiState>>) -> Result<Json<serde_json::Value>, LocalError> {
     s.trust.leave_join().await?;
     Ok(ok())
@@ -302,4 +315,5 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/1.0/session/end", post(end))
         .route("/1.0/join", post(join).get(join_view))
         .route("/1.0/join/leave", post(join_leave))
+        .route("/1.0/join/record", get(join_record))
 }

@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use super::https::Caller;
 use super::ApiError;
 use crate::daemon::trust::{
-    b64, unb64, ConfirmRequest, ConfirmResponse, PakeRequest, PakeResponse, SessionInfo,
-    TrustService,
+    b64, unb64, ConfirmRequest, ConfirmResponse, JoinRecordResponse, PakeRequest, PakeResponse,
+    RedeemRequest, RedeemResponse, SessionInfo, TrustService,
 };
-use crate::trust::{Fingerprint, JoinerStatus, SessionError};
+use crate::trust::{Fingerprint, JoinerStatus, SessionError, TokenError};
 
 /// An error response: status and a message for the joiner's operator.
 pub struct PeerError(StatusCode, String);
@@ -152,6 +152,62 @@ async fn hello(
     }))
 }
 
+/// A selected joiner fetches its join record once, over the pinned channel.
+async fn join_record(
+    State(t): State<Arc<TrustService>>,
+    Extension(c): Extension<Caller>,
+) -> Result<Json<JoinRecordResponse>, PeerError> {
+    match t.take_join_record(&fp(&c)) {
+        Some(tok) => Ok(Json(JoinRecordResponse {
+            token: tok.as_str().to_string(),
+        })),
+        None if !t.is_pinned(&fp(&c)) => Err(PeerError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "certificate {} is not trusted by {}",
+                fp(&c).short(),
+                t.name
+            ),
+        )),
+        None => Err(PeerError(
+            StatusCode::NOT_FOUND,
+            "no join record waiting for this host (already fetched?)".into(),
+        )),
+    }
+}
+
+/// Spend a join record: single use, bound to the certificate it was issued to, expiring.
+async fn redeem(
+    State(t): State<Arc<TrustService>>,
+    Extension(c): Extension<Caller>,
+    Json(r): Json<RedeemRequest>,
+) -> Result<Json<RedeemResponse>, PeerError> {
+    if !t.is_pinned(&fp(&c)) {
+        return Err(PeerError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "certificate {} is not trusted by {}",
+                fp(&c).short(),
+                t.name
+            ),
+        ));
+    }
+    let rec = t.redeem_join_record(&fp(&c), &r.token).map_err(|e| {
+        let status = match e {
+            TokenError::Unknown | TokenError::WrongHolder { .. } => StatusCode::FORBIDDEN,
+            _ => StatusCode::GONE,
+        };
+        PeerError(status, e.to_string())
+    })?;
+    Ok(Json(RedeemResponse {
+        fingerprint: rec.fingerprint.to_string(),
+        expires_in_secs: rec
+            .expires
+            .saturating_duration_since(std::time::Instant::now())
+            .as_secs(),
+    }))
+}
+
 pub fn router(trust: Arc<TrustService>) -> Router {
     Router::new()
         .route("/1.0/session", get(session_info))
@@ -160,5 +216,7 @@ pub fn router(trust: Arc<TrustService>) -> Router {
         .route("/1.0/session/status", get(status))
         .route("/1.0/session/leave", post(leave))
         .route("/1.0/hello", get(hello))
+        .route("/1.0/join-record", get(join_record))
+        .route("/1.0/join-record/redeem", post(redeem))
         .with_state(trust)
 }

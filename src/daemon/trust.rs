@@ -17,8 +17,8 @@ use crate::discovery::txt::PeerState;
 use crate::trust::identity::Identity;
 use crate::trust::store::{Role as PinRole, TrustStore};
 use crate::trust::{
-    Fingerprint, JoinerPake, JoinerStatus, JoinerView, PakeError, Session, SessionError,
-    SessionEvent, VerificationCode,
+    Fingerprint, JoinRecord, JoinerPake, JoinerStatus, JoinerView, PakeError, Session,
+    SessionError, SessionEvent, Token, TokenError, TokenStore, VerificationCode,
 };
 
 pub fn b64(bytes: &[u8]) -> String {
@@ -118,7 +118,17 @@ pub struct TrustService {
     events: Mutex<Vec<SessionEvent>>,
     joining: Mutex<Option<Joining>>,
     advertised: watch::Sender<Advertised>,
+    /// Join records issued to selected joiners (initiator side): single use, expiring.
+    tokens: Mutex<TokenStore>,
+    /// The token each selected joiner may fetch, once, over the pinned channel.
+    to_deliver: Mutex<BTreeMap<Fingerprint, Token>>,
+    /// Our own join record from the initiator (joiner side), for the bootstrap.
+    join_record: Mutex<Option<String>>,
 }
+
+/// How long a join record stays valid: long enough for a slow bootstrap, short enough that a
+/// leaked one is soon worthless.
+pub const JOIN_RECORD_TTL: Duration = Duration::from_secs(30 * 60);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -154,6 +164,9 @@ impl TrustService {
             events: Mutex::new(Vec::new()),
             joining: Mutex::new(None),
             advertised: tx,
+            tokens: Mutex::new(TokenStore::new()),
+            to_deliver: Mutex::new(BTreeMap::new()),
+            join_record: Mutex::new(None),
         });
         (svc, rx)
     }
@@ -290,12 +303,42 @@ impl TrustService {
             Ok(s.joiners())
         })?;
         let mut store = lock(&self.store);
+        let (mut tokens, mut deliver) = (lock(&self.tokens), lock(&self.to_deliver));
         for v in views.iter().filter(|v| fps.contains(&v.fingerprint)) {
             if let Err(e) = store.pin(v.fingerprint, &v.name, PinRole::Joiner) {
                 tracing::error!("cannot record trust in {}: {e}", v.name);
             }
+            let t = tokens.issue(
+                Instant::now(),
+                v.fingerprint,
+                JOIN_RECORD_TTL,
+                &mut rand::rng(),
+            );
+            deliver.insert(v.fingerprint, t);
         }
         Ok(())
+    }
+
+    /// Hand a selected joiner its join record, once; only over the pinned channel.
+    pub fn take_join_record(&self, caller: &Fingerprint) -> Option<Token> {
+        if !self.is_pinned(caller) {
+            return None;
+        }
+        lock(&self.to_deliver).remove(caller)
+    }
+
+    /// Spend a join record presented by `caller` (single use, bound to its certificate).
+    pub fn redeem_join_record(
+        &self,
+        caller: &Fingerprint,
+        token: &str,
+    ) -> Result<JoinRecord, TokenError> {
+        lock(&self.tokens).redeem(Instant::now(), token, caller)
+    }
+
+    /// The join record this host received as a joiner.
+    pub fn own_join_record(&self) -> Option<String> {
+        lock(&self.join_record).clone()
     }
 
     pub fn reject(&self, fps: &[Fingerprint]) -> Result<(), SessionError> {
@@ -317,6 +360,13 @@ impl TrustService {
             }
             Ok(())
         })?;
+        if abort {
+            let n = lock(&self.tokens).revoke_unused();
+            lock(&self.to_deliver).clear();
+            if n > 0 {
+                tracing::info!(revoked = n, "revoked unused join records");
+            }
+        }
         self.advertise(PeerState::Free);
         Ok(())
     }
@@ -464,6 +514,11 @@ impl TrustService {
                 if let Err(e) = lock(&self.store).pin(fp_i, &name, PinRole::Initiator) {
                     tracing::error!("cannot record trust in {name}: {e}");
                 }
+                // The join record travels only now, over the channel pinned on both ends.
+                match client.get::<JoinRecordResponse>("/1.0/join-record").await {
+                    Ok(r) => *lock(&self.join_record) = Some(r.token),
+                    Err(e) => tracing::warn!("could not fetch the join record from {name}: {e}"),
+                }
             }
             if let Some(j) = lock(&self.joining).as_mut() {
                 j.view.state = state.into();
@@ -494,6 +549,22 @@ impl TrustService {
 }
 
 // ---- peer API messages ------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRecordResponse {
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedeemRequest {
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedeemResponse {
+    pub fingerprint: String,
+    pub expires_in_secs: u64,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionInfo {
