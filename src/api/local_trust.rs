@@ -146,6 +146,19 @@ fn resolve(s: &ApiState, r: &SelectRequest) -> Result<Vec<Fingerprint>, LocalErr
     let names = by_name(&joiners);
     let mut out = Vec::new();
     for n in &r.names {
+        // Names are what a joiner claims: when two verified joiners claim the same one, a
+        // selection by name could pick the impostor, so it is refused.
+        let claimants = joiners
+            .iter()
+            .filter(|j| &j.name == n && j.state != crate::trust::JoinerState::Rejected)
+            .count();
+        if claimants > 1 {
+            return Err(LocalError(
+                StatusCode::CONFLICT,
+                format!("{claimants} joiners claim the name {n:?}: select by fingerprint after comparing codes"),
+                Some("ambiguous"),
+            ));
+        }
         let fp = names.get(n).ok_or_else(|| {
             LocalError(
                 StatusCode::NOT_FOUND,
