@@ -39,10 +39,16 @@ pub struct DiscoveryConfig {
     #[serde(default)]
     pub name: Option<String>,
 
-    /// Port of the peer API advertised in the SRV record.
+    /// Port of the peer API (HTTPS), advertised in the SRV record; default 9443.
     #[arg(long = "peer-port", value_name = "PORT")]
     #[serde(default)]
     pub peer_port: Option<u16>,
+
+    /// Serve the peer API on this address only (`IP`, or `IP:PORT` which also sets the port);
+    /// default: every address.
+    #[arg(long = "peer-address", value_name = "ADDR")]
+    #[serde(default)]
+    pub peer_address: Option<String>,
 }
 
 /// The whole config file.
@@ -115,6 +121,9 @@ impl AgentConfig {
         }
         if flags.peer_port.is_some() {
             d.peer_port = flags.peer_port;
+        }
+        if flags.peer_address.is_some() {
+            d.peer_address.clone_from(&flags.peer_address);
         }
         self
     }

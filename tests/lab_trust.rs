@@ -142,7 +142,7 @@ fn interactive_operator_selects_in_a_pty_and_a_leaver_disappears() {
     if !common::privileged("interactive_operator_selects_in_a_pty_and_a_leaver_disappears") {
         return;
     }
-    let (lab, _agents) = lab("trpty", 4);
+    let (lab, _agents) = lab("trpty", 5);
     let mut cmd = Command::new(common::bin("microcloud"));
     cmd.args([
         "--control-socket",
@@ -153,15 +153,15 @@ fn interactive_operator_selects_in_a_pty_and_a_leaver_disappears() {
     ]);
     let mut pty = rexpect::session::spawn_command(cmd, Some(20_000)).expect("spawn init in a pty");
     pty.exp_string(PASS).expect("passphrase shown");
-    let joins: Vec<_> = ["micro02", "micro03"]
+    let joins: Vec<_> = ["micro02", "micro03", "micro04"]
         .iter()
         .map(|n| join(&lab[*n], PASS))
         .collect();
-    // micro04 joins, then gives up: it must vanish from the operator's list.
+    // micro05 joins, then gives up: it must vanish from the operator's list.
     let mut leaver = Command::new(common::bin("microcloud"));
     leaver.args([
         "--control-socket",
-        &socket(&lab["micro04"]),
+        &socket(&lab["micro05"]),
         "join",
         "--passphrase",
         PASS,
@@ -169,9 +169,9 @@ fn interactive_operator_selects_in_a_pty_and_a_leaver_disappears() {
     let mut leaver = leaver.stderr(std::process::Stdio::piped()).spawn().unwrap();
     // Rows appear in the order joiners prove the passphrase: read them with their numbers.
     let mut rows = std::collections::BTreeMap::new();
-    while rows.len() < 3 {
+    while rows.len() < 4 {
         let (_, m) = pty
-            .exp_regex(r"\s(\d+)\s+(micro0[234])\s")
+            .exp_regex(r"\s(\d+)\s+(micro0[2345])\s")
             .unwrap_or_else(|e| panic!("joiners not listed ({rows:?}): {e}\n{}", lab.logs()));
         let mut it = m.split_whitespace();
         let (num, name) = (
@@ -187,11 +187,17 @@ fn interactive_operator_selects_in_a_pty_and_a_leaver_disappears() {
     .unwrap();
     let st = leaver.wait().unwrap();
     assert!(!st.success());
-    pty.exp_string("micro04 left")
+    pty.exp_string("micro05 left")
         .expect("the leaver disappears");
-    pty.send_line(&format!("{},{}", rows["micro02"], rows["micro03"]))
-        .unwrap();
-    pty.exp_string("Trust established with 2 host(s)")
+    // The leaver's row cannot be chosen any more; the operator then picks the three others.
+    pty.send_line(&rows["micro05"]).unwrap();
+    pty.exp_string("no longer here")
+        .expect("a departed joiner is refused");
+    let pick = ["micro02", "micro03", "micro04"]
+        .map(|n| rows[n].clone())
+        .join(",");
+    pty.send_line(&pick).unwrap();
+    pty.exp_string("Trust established with 3 host(s)")
         .expect("report");
     for j in joins {
         let o = j.join().unwrap();

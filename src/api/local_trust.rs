@@ -94,6 +94,9 @@ pub struct JoinRequest {
     /// The initiator's name, when discovery may find several.
     pub initiator: Option<String>,
     pub lookup_timeout_secs: Option<u64>,
+    /// Only consider initiators with an address in this subnet (a preseed's `lookup_subnet`).
+    #[serde(default)]
+    pub lookup_subnet: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -212,8 +215,10 @@ async fn end(
 async fn find_initiator(
     s: &ApiState,
     name: Option<&str>,
+    subnet: Option<crate::net::subnet::Prefix>,
     timeout: Duration,
 ) -> Result<SocketAddr, LocalError> {
+    let in_subnet = |ip: &IpAddr| subnet.is_none_or(|p| p.contains(*ip));
     let mut peers = s.peers.clone();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -222,6 +227,11 @@ async fn find_initiator(
             .iter()
             .filter(|p| p.in_scope && p.state.as_deref() == Some("init"))
             .filter(|p| name.is_none_or(|n| p.name == n))
+            .filter(|p| {
+                p.addresses
+                    .iter()
+                    .any(|a| a.address.parse().is_ok_and(|ip| in_subnet(&ip)))
+            })
             .cloned()
             .collect();
         match found.as_slice() {
@@ -230,6 +240,7 @@ async fn find_initiator(
                     .addresses
                     .iter()
                     .filter_map(|a| a.address.parse::<IpAddr>().ok())
+                    .filter(|ip| in_subnet(ip))
                     .min_by_key(|ip| !ip.is_ipv4())
                     .ok_or_else(|| {
                         LocalError(
@@ -267,6 +278,14 @@ async fn find_initiator(
     }
 }
 
+fn parse_prefix(s: &str) -> Option<crate::net::subnet::Prefix> {
+    let (a, l) = s.split_once('/')?;
+    Some(crate::net::subnet::Prefix::new(
+        a.parse().ok()?,
+        l.parse().ok()?,
+    ))
+}
+
 async fn join(
     State(s): State<Arc<ApiState>>,
     Json(r): Json<JoinRequest>,
@@ -287,7 +306,17 @@ async fn join(
             })?,
         None => {
             let t = Duration::from_secs(r.lookup_timeout_secs.unwrap_or(60));
-            find_initiator(&s, r.initiator.as_deref(), t).await?
+            let subnet = match &r.lookup_subnet {
+                Some(sn) => Some(parse_prefix(sn).ok_or_else(|| {
+                    LocalError(
+                        StatusCode::BAD_REQUEST,
+                        format!("lookup subnet {sn:?} is not a CIDR subnet"),
+                        None,
+                    )
+                })?),
+                None => None,
+            };
+            find_initiator(&s, r.initiator.as_deref(), subnet, t).await?
         }
     };
     Ok(Json(s.trust.join(addr, &r.passphrase).await?))

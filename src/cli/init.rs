@@ -83,6 +83,7 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
                     passphrase: plan.passphrase,
                     initiator,
                     initiator_address: initiator_address.map(|a| a.to_string()),
+                    lookup_subnet: plan.lookup_subnet.map(|p| p.to_string()),
                     lookup_timeout: plan.lookup_timeout.as_secs(),
                     session_timeout: plan.session_timeout.as_secs(),
                     format: args.format,

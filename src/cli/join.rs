@@ -31,6 +31,10 @@ pub struct JoinArgs {
     #[arg(long, value_name = "ADDR")]
     pub initiator_address: Option<String>,
 
+    /// Only look for the initiator in this subnet (CIDR).
+    #[arg(long, value_name = "CIDR")]
+    pub lookup_subnet: Option<String>,
+
     /// How long to look for the initiator (seconds).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub lookup_timeout: u64,
@@ -64,6 +68,7 @@ pub fn exec(socket: &Path, args: &JoinArgs) -> anyhow::Result<()> {
                 passphrase: args.passphrase.clone().or(plan.passphrase),
                 initiator,
                 initiator_address: args.initiator_address.clone().or(initiator_address.map(|a| a.to_string())),
+                lookup_subnet: plan.lookup_subnet.map(|p| p.to_string()),
                 lookup_timeout: plan.lookup_timeout.as_secs(),
                 session_timeout: plan.session_timeout.as_secs(),
                 format: args.format,
@@ -102,6 +107,7 @@ pub async fn run_join(client: &Client, args: &JoinArgs) -> anyhow::Result<()> {
         initiator_address: args.initiator_address.clone(),
         initiator: args.initiator.clone(),
         lookup_timeout_secs: Some(args.lookup_timeout),
+        lookup_subnet: args.lookup_subnet.clone(),
     };
     let view: JoinView = match client.post_json("/1.0/join", &req).await {
         Ok(v) => v,

@@ -96,8 +96,14 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     let store = crate::trust::TrustStore::open(&args.state_dir)?;
     let name = identity::name(d.name.as_deref());
     let (trust, advertised) = trust::TrustService::new(name.clone(), identity, store);
-    let peer_port = d.peer_port.unwrap_or(DEFAULT_PEER_PORT);
-    let peer_listener = bind_peer_api(peer_port).await?;
+    let peer_bind = peer_bind_address(d.peer_address.as_deref(), d.peer_port)?;
+    let peer_port = peer_bind.map_or(d.peer_port.unwrap_or(DEFAULT_PEER_PORT), |a| a.port());
+    let peer_listener = match peer_bind {
+        Some(a) => tokio::net::TcpListener::bind(a)
+            .await
+            .with_context(|| format!("binding the peer API on {a}"))?,
+        None => bind_peer_api(peer_port).await?,
+    };
     let peer_tls =
         crate::api::tls::server_config(trust.identity.cert_der().clone(), trust.identity.key_der())
             .context("setting up the peer API's TLS")?;
@@ -211,6 +217,24 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// `--peer-address`: `IP` (with `--peer-port` or the default port) or `IP:PORT`.
+fn peer_bind_address(
+    addr: Option<&str>,
+    port: Option<u16>,
+) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    let Some(a) = addr else { return Ok(None) };
+    if let Ok(sa) = a.parse::<std::net::SocketAddr>() {
+        return Ok(Some(sa));
+    }
+    let ip: std::net::IpAddr = a
+        .parse()
+        .with_context(|| format!("--peer-address {a:?} is not IP or IP:PORT"))?;
+    Ok(Some(std::net::SocketAddr::new(
+        ip,
+        port.unwrap_or(DEFAULT_PEER_PORT),
+    )))
 }
 
 /// Listen on the peer API port, IPv6 and IPv4 on one socket where the host allows it.
