@@ -62,6 +62,7 @@ pub fn block_devices() -> std::io::Result<Vec<UdevDevice>> {
     let mut e = udev::Enumerator::new()?;
     e.match_subsystem("block")?;
     Ok(e.scan_devices()?
+        .filter(|d| !is_detached_loop(d))
         .map(|d| UdevDevice::from_device(&d))
         .collect())
 }
