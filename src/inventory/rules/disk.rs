@@ -491,3 +491,78 @@ mod tests {
         );
     }
 }
+
+/// Whether wiping `disk` would make it eligible: everything it is refused for is content (a
+/// partition table, signatures, an ambiguous probe), nothing that a wipe cannot or must not
+/// touch (mounted, swap, held, read-only, too small, virtual and not allowed, unreadable).
+pub fn wipe_would_clear(disk: &Disk, policy: &DiskPolicy) -> bool {
+    let busy_partition = disk
+        .partitions
+        .iter()
+        .any(|p| !p.mounts.is_empty() || p.swap || !p.holders.is_empty());
+    if busy_partition {
+        return false;
+    }
+    let mut blank = disk.clone();
+    blank.partition_table = None;
+    blank.partitions.clear();
+    blank.signatures.clear();
+    blank.ambiguous = false;
+    disk_reasons(&blank, policy).is_empty()
+}
+
+#[cfg(test)]
+mod wipe_tests {
+    use super::*;
+    use crate::inventory::model::{Partition, PartitionTable};
+
+    fn base() -> Disk {
+        let mut d: Disk = serde_json::from_value(serde_json::json!({
+            "name": "sdz", "path": "/dev/sdz", "stable_path": "/dev/sdz", "links": [],
+            "devnum": "8:0", "kind": "disk", "bus": null, "size": 10737418240u64,
+            "logical_sector_size": 512, "physical_sector_size": 512, "model": null, "vendor": null,
+            "serial": null, "wwn": null, "rotational": false, "removable": false, "read_only": false,
+            "partition_table": null, "partitions": [], "signatures": [], "ambiguous": false,
+            "mounts": [], "swap": false, "holders": [], "multipath_member": false, "udev": true,
+            "probe_errors": [], "eligible": false, "reasons": []
+        }))
+        .unwrap();
+        d.signatures.push(Signature {
+            kind: "ext4".into(),
+            usage: Some("filesystem".into()),
+            uuid: None,
+            label: None,
+            offset: None,
+        });
+        d
+    }
+
+    #[test]
+    fn content_can_be_wiped_but_use_cannot() {
+        let p = DiskPolicy::default();
+        let d = base();
+        assert!(!disk_reasons(&d, &p).is_empty());
+        assert!(wipe_would_clear(&d, &p));
+        let mut mounted = base();
+        mounted.mounts.push("/srv".into());
+        assert!(!wipe_would_clear(&mounted, &p));
+        let mut ro = base();
+        ro.read_only = Some(true);
+        assert!(!wipe_would_clear(&ro, &p));
+        let mut parted = base();
+        parted.partition_table = Some(PartitionTable {
+            kind: "gpt".into(),
+            uuid: None,
+        });
+        let part: Partition = serde_json::from_value(serde_json::json!({
+            "name": "sdz1", "path": "/dev/sdz1", "number": 1, "start": 1048576, "size": 1048576,
+            "part_type": null, "part_uuid": null, "part_name": null, "signatures": [],
+            "mounts": [], "swap": true, "holders": []
+        }))
+        .unwrap();
+        parted.partitions.push(part.clone());
+        assert!(!wipe_would_clear(&parted, &p), "active swap on a partition");
+        parted.partitions[0].swap = false;
+        assert!(wipe_would_clear(&parted, &p));
+    }
+}

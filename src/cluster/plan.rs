@@ -1,0 +1,520 @@
+//! The bootstrap plan (pure): from every selected host's inventory and the operator's answers
+//! (or a preseed), what the cluster will be — each member's address and local disk (eligible
+//! disks only; a disk carrying data only with `wipe` consent for that disk), the pool driver,
+//! the network and the profile. `microcloud init --dry-run` prints it; the executor follows it.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::filter;
+use crate::inventory::model::Disk;
+use crate::inventory::rules::disk::{disk_reasons, wipe_would_clear};
+use crate::inventory::{DiskPolicy, Inventory};
+use crate::preseed::schema::{DiskChoice, DiskFilter};
+
+/// Driver preference for the `local` pool (MicroCloud: zfs where usable, else btrfs, lvm, dir).
+pub const DRIVER_PREFERENCE: &[&str] = &["zfs", "btrfs", "lvm", "dir"];
+pub const LOCAL_POOL: &str = "local";
+pub const NETWORK: &str = "default";
+
+/// What the planner knows about one selected host.
+#[derive(Debug, Clone)]
+pub struct HostInput {
+    pub name: String,
+    pub address: IpAddr,
+    pub inventory: Inventory,
+    /// Storage drivers this host's LXD supports; empty when unknown.
+    pub drivers: Vec<String>,
+    /// The host's disk allow-list (its own config).
+    pub policy: DiskPolicy,
+}
+
+/// How the local disks are chosen.
+#[derive(Debug, Clone, Default)]
+pub struct LocalChoice {
+    /// Per host name: an explicit disk (`systems[].storage.local`).
+    pub explicit: BTreeMap<String, DiskChoice>,
+    /// For hosts without an explicit disk, tried in order (`storage.local`).
+    pub filters: Vec<DiskFilter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChosenDisk {
+    /// The stable path LXD will be given.
+    pub path: String,
+    pub name: String,
+    pub size: Option<u64>,
+    /// The operator consented to wiping it; `destroys` says what is on it now.
+    pub wipe: bool,
+    pub destroys: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberPlan {
+    pub name: String,
+    pub address: String,
+    pub local_disk: Option<ChosenDisk>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub initiator: String,
+    pub members: Vec<MemberPlan>,
+    /// `None`: no local pool (no host has a disk for it).
+    pub local_pool_driver: Option<String>,
+    pub network: String,
+    /// The default profile: root disk on this pool (if any), eth0 on `network`.
+    pub profile_root_pool: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("{host}: {message}")]
+    Host { host: String, message: String },
+    #[error("{0}")]
+    Plan(String),
+}
+
+fn host_err(host: &str, message: impl Into<String>) -> PlanError {
+    PlanError::Host {
+        host: host.to_string(),
+        message: message.into(),
+    }
+}
+
+fn names_disk(d: &Disk, path: &str) -> bool {
+    d.name == path || d.path == path || d.stable_path == path || d.links.iter().any(|l| l == path)
+}
+
+/// Whether `d` may be used, with or without consent to wipe it.
+fn usable(d: &Disk, policy: &DiskPolicy, wipe: bool) -> Result<ChosenDisk, Vec<String>> {
+    let reasons = disk_reasons(d, policy);
+    if reasons.is_empty() || (wipe && wipe_would_clear(d, policy)) {
+        return Ok(ChosenDisk {
+            path: d.stable_path.clone(),
+            name: d.name.clone(),
+            size: d.size,
+            wipe: wipe && !reasons.is_empty(),
+            destroys: reasons,
+        });
+    }
+    Err(reasons)
+}
+
+fn choose_explicit(h: &HostInput, c: &DiskChoice) -> Result<ChosenDisk, PlanError> {
+    let d = h
+        .inventory
+        .disks
+        .iter()
+        .find(|d| names_disk(d, &c.path))
+        .ok_or_else(|| host_err(&h.name, format!("disk {} not found on this host", c.path)))?;
+    usable(d, &h.policy, c.wipe).map_err(|reasons| {
+        let hint = if !c.wipe && wipe_would_clear(d, &h.policy) {
+            " (set wipe: true for this disk to erase it)"
+        } else {
+            ""
+        };
+        host_err(
+            &h.name,
+            format!(
+                "disk {} cannot be used: {}{hint}",
+                c.path,
+                reasons.join("; ")
+            ),
+        )
+    })
+}
+
+/// Pick a local disk per host. Returns per host the choice, or None.
+fn choose_local(
+    hosts: &[HostInput],
+    local: &LocalChoice,
+) -> Result<Vec<Option<ChosenDisk>>, PlanError> {
+    let parsed: Vec<filter::Expr> = local
+        .filters
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            filter::parse(&f.find)
+                .map_err(|e| PlanError::Plan(format!("storage.local[{i}].find: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut taken_per_filter = vec![0u64; parsed.len()];
+    let mut out = Vec::new();
+    for h in hosts {
+        if let Some(c) = local.explicit.get(&h.name) {
+            out.push(Some(choose_explicit(h, c)?));
+            continue;
+        }
+        let mut chosen = None;
+        'filters: for (i, (f, e)) in local.filters.iter().zip(&parsed).enumerate() {
+            for d in &h.inventory.disks {
+                if filter::matches(e, d) {
+                    if let Ok(c) = usable(d, &h.policy, f.wipe) {
+                        taken_per_filter[i] += 1;
+                        chosen = Some(c);
+                        break 'filters;
+                    }
+                }
+            }
+        }
+        out.push(chosen);
+    }
+    for (i, f) in local.filters.iter().enumerate() {
+        let n = taken_per_filter[i];
+        let min = f.find_min.unwrap_or(1);
+        if n < min {
+            return Err(PlanError::Plan(format!(
+                "storage.local[{i}] ({:?}) matched a usable disk on {n} host(s), find_min is {min}",
+                f.find
+            )));
+        }
+        if let Some(max) = f.find_max {
+            if n > max {
+                return Err(PlanError::Plan(format!(
+                    "storage.local[{i}] ({:?}) matched on {n} host(s), find_max is {max}",
+                    f.find
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The best driver every member supports (hosts that report nothing do not constrain).
+pub fn common_driver(hosts: &[HostInput]) -> Option<String> {
+    DRIVER_PREFERENCE
+        .iter()
+        .find(|d| {
+            hosts
+                .iter()
+                .all(|h| h.drivers.is_empty() || h.drivers.iter().any(|x| x == *d))
+        })
+        .map(|d| d.to_string())
+}
+
+/// Build the plan. `hosts[0]` is the initiator.
+pub fn plan(hosts: &[HostInput], local: &LocalChoice) -> Result<Plan, PlanError> {
+    let Some(initiator) = hosts.first() else {
+        return Err(PlanError::Plan("no hosts to plan for".into()));
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for h in hosts {
+        if !names.insert(&h.name) {
+            return Err(host_err(&h.name, "listed twice"));
+        }
+    }
+    for name in local.explicit.keys() {
+        if !names.contains(name) {
+            return Err(host_err(
+                name,
+                "has a local disk in the preseed but is not selected",
+            ));
+        }
+    }
+    let disks = choose_local(hosts, local)?;
+    let with_disk = disks.iter().filter(|d| d.is_some()).count();
+    let mut warnings = Vec::new();
+    let want_local = !local.explicit.is_empty() || !local.filters.is_empty();
+    if want_local && with_disk != hosts.len() {
+        let missing: Vec<&str> = hosts
+            .iter()
+            .zip(&disks)
+            .filter(|(_, d)| d.is_none())
+            .map(|(h, _)| h.name.as_str())
+            .collect();
+        return Err(PlanError::Plan(format!(
+            "no usable local disk on {}: every member needs one for the local pool",
+            missing.join(", ")
+        )));
+    }
+    let driver = if with_disk == hosts.len() && with_disk > 0 {
+        match common_driver(hosts).filter(|d| d != "dir") {
+            Some(d) => Some(d),
+            None => {
+                warnings.push("no block-device storage driver (zfs, btrfs, lvm) on every member: local pool not created".into());
+                None
+            }
+        }
+    } else {
+        if !want_local {
+            warnings.push("no local disks chosen: no local pool".into());
+        }
+        None
+    };
+    for (h, d) in hosts.iter().zip(&disks) {
+        if let Some(d) = d.as_ref().filter(|d| d.wipe) {
+            warnings.push(format!(
+                "{}: {} will be wiped ({})",
+                h.name,
+                d.path,
+                d.destroys.join("; ")
+            ));
+        }
+    }
+    let members = hosts
+        .iter()
+        .zip(disks)
+        .map(|(h, d)| MemberPlan {
+            name: h.name.clone(),
+            address: h.address.to_string(),
+            local_disk: if driver.is_some() { d } else { None },
+        })
+        .collect();
+    Ok(Plan {
+        initiator: initiator.name.clone(),
+        members,
+        profile_root_pool: driver.as_ref().map(|_| LOCAL_POOL.to_string()),
+        local_pool_driver: driver,
+        network: NETWORK.to_string(),
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::model::{DiskKind, Signature};
+
+    fn disk(name: &str) -> Disk {
+        let mut d: Disk = serde_json::from_value(serde_json::json!({
+            "name": name, "path": format!("/dev/{name}"),
+            "stable_path": format!("/dev/disk/by-id/virtio-{name}"),
+            "links": [format!("/dev/disk/by-id/virtio-{name}")],
+            "devnum": "8:0", "kind": "disk", "bus": "virtio", "size": 10737418240u64,
+            "logical_sector_size": 512, "physical_sector_size": 512, "model": null, "vendor": null,
+            "serial": null, "wwn": null, "rotational": false, "removable": false, "read_only": false,
+            "partition_table": null, "partitions": [], "signatures": [], "ambiguous": false,
+            "mounts": [], "swap": false, "holders": [], "multipath_member": false, "udev": true,
+            "probe_errors": [], "eligible": true, "reasons": []
+        }))
+        .unwrap();
+        d.kind = DiskKind::Disk;
+        d
+    }
+
+    fn with_fs(mut d: Disk) -> Disk {
+        d.signatures.push(Signature {
+            kind: "ext4".into(),
+            usage: Some("filesystem".into()),
+            uuid: None,
+            label: None,
+            offset: None,
+        });
+        d
+    }
+
+    fn host(name: &str, i: u8, disks: Vec<Disk>) -> HostInput {
+        HostInput {
+            name: name.into(),
+            address: IpAddr::from([10, 0, 0, i]),
+            inventory: Inventory {
+                disks,
+                ..Default::default()
+            },
+            drivers: vec!["btrfs".into(), "dir".into(), "lvm".into()],
+            policy: DiskPolicy::default(),
+        }
+    }
+
+    fn filt(find: &str, wipe: bool) -> DiskFilter {
+        DiskFilter {
+            find: find.into(),
+            find_min: None,
+            find_max: None,
+            wipe,
+            encrypt: false,
+        }
+    }
+
+    #[test]
+    fn filters_choose_one_eligible_disk_per_host_and_the_best_common_driver() {
+        let hosts = vec![
+            host("m1", 1, vec![disk("vdb"), disk("vdc")]),
+            host("m2", 2, vec![with_fs(disk("vdb")), disk("vdc")]),
+        ];
+        let p = plan(
+            &hosts,
+            &LocalChoice {
+                explicit: Default::default(),
+                filters: vec![filt("size > 5GiB", false)],
+            },
+        )
+        .unwrap();
+        assert_eq!(p.local_pool_driver.as_deref(), Some("btrfs"));
+        let picks: Vec<&str> = p
+            .members
+            .iter()
+            .map(|m| m.local_disk.as_ref().unwrap().name.as_str())
+            .collect();
+        assert_eq!(
+            picks,
+            ["vdb", "vdc"],
+            "m2's vdb carries ext4 and needs wipe consent"
+        );
+        assert_eq!(p.profile_root_pool.as_deref(), Some("local"));
+        assert_eq!(
+            p.members[0].local_disk.as_ref().unwrap().path,
+            "/dev/disk/by-id/virtio-vdb"
+        );
+    }
+
+    #[test]
+    fn a_disk_with_data_is_used_only_with_wipe_for_that_disk() {
+        let hosts = vec![host("m1", 1, vec![with_fs(disk("vdb"))])];
+        let mut explicit = BTreeMap::new();
+        explicit.insert(
+            "m1".to_string(),
+            DiskChoice {
+                path: "/dev/vdb".into(),
+                wipe: false,
+                encrypt: false,
+            },
+        );
+        let e = plan(
+            &hosts,
+            &LocalChoice {
+                explicit: explicit.clone(),
+                filters: vec![],
+            },
+        )
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("m1: disk /dev/vdb cannot be used")
+                && msg.contains("ext4")
+                && msg.contains("wipe: true"),
+            "{msg}"
+        );
+        explicit.get_mut("m1").unwrap().wipe = true;
+        let p = plan(
+            &hosts,
+            &LocalChoice {
+                explicit,
+                filters: vec![],
+            },
+        )
+        .unwrap();
+        let d = p.members[0].local_disk.as_ref().unwrap();
+        assert!(d.wipe && d.destroys.iter().any(|r| r.contains("ext4")));
+        assert!(p.warnings.iter().any(|w| w.contains("will be wiped")));
+        // A filter without wipe never picks it; with wipe it does.
+        let e = plan(
+            &hosts,
+            &LocalChoice {
+                explicit: Default::default(),
+                filters: vec![filt("size > 1GiB", false)],
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("find_min"), "{e}");
+        assert!(plan(
+            &hosts,
+            &LocalChoice {
+                explicit: Default::default(),
+                filters: vec![filt("size > 1GiB", true)]
+            }
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn mounted_disks_are_never_chosen_even_with_wipe() {
+        let mut d = with_fs(disk("vdb"));
+        d.mounts.push("/srv".into());
+        let hosts = vec![host("m1", 1, vec![d])];
+        let mut explicit = BTreeMap::new();
+        explicit.insert(
+            "m1".to_string(),
+            DiskChoice {
+                path: "vdb".into(),
+                wipe: true,
+                encrypt: false,
+            },
+        );
+        let e = plan(
+            &hosts,
+            &LocalChoice {
+                explicit,
+                filters: vec![],
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("mounted at /srv"), "{e}");
+    }
+
+    #[test]
+    fn every_member_needs_a_disk_and_limits_hold() {
+        let hosts = vec![host("m1", 1, vec![disk("vdb")]), host("m2", 2, vec![])];
+        let e = plan(
+            &hosts,
+            &LocalChoice {
+                explicit: Default::default(),
+                filters: vec![filt("size > 1GiB", false)],
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no usable local disk on m2"), "{e}");
+        let hosts = vec![
+            host("m1", 1, vec![disk("vdb")]),
+            host("m2", 2, vec![disk("vdb")]),
+        ];
+        let mut f = filt("size > 1GiB", false);
+        f.find_max = Some(1);
+        let e = plan(
+            &hosts,
+            &LocalChoice {
+                explicit: Default::default(),
+                filters: vec![f],
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("find_max is 1"), "{e}");
+        let e = plan(
+            &hosts,
+            &LocalChoice {
+                explicit: Default::default(),
+                filters: vec![filt("colour == x", false)],
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("storage.local[0].find"), "{e}");
+    }
+
+    #[test]
+    fn no_disks_means_no_local_pool_and_dir_only_hosts_get_a_warning() {
+        let hosts = vec![host("m1", 1, vec![disk("vdb")])];
+        let p = plan(&hosts, &LocalChoice::default()).unwrap();
+        assert_eq!(p.local_pool_driver, None);
+        assert!(p.members[0].local_disk.is_none());
+        let mut h = host("m1", 1, vec![disk("vdb")]);
+        h.drivers = vec!["dir".into()];
+        let p = plan(
+            &[h],
+            &LocalChoice {
+                explicit: Default::default(),
+                filters: vec![filt("size > 1GiB", false)],
+            },
+        )
+        .unwrap();
+        assert_eq!(p.local_pool_driver, None);
+        assert!(p.warnings[0].contains("no block-device storage driver"));
+    }
+
+    #[test]
+    fn driver_preference() {
+        let mut a = host("a", 1, vec![]);
+        let mut b = host("b", 2, vec![]);
+        a.drivers = vec!["zfs".into(), "btrfs".into()];
+        b.drivers = vec!["btrfs".into(), "zfs".into(), "lvm".into()];
+        assert_eq!(
+            common_driver(&[a.clone(), b.clone()]).as_deref(),
+            Some("zfs")
+        );
+        b.drivers = vec!["lvm".into(), "btrfs".into()];
+        assert_eq!(common_driver(&[a, b]).as_deref(), Some("btrfs"));
+    }
+}
