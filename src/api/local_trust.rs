@@ -348,6 +348,58 @@ async fn join_leave(State(s): State<Arc<ApiState>>) -> Result<Json<serde_json::V
     Ok(ok())
 }
 
+/// One selected member's inventory, fetched over the pinned channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberInventory {
+    pub name: String,
+    pub address: String,
+    pub fingerprint: String,
+    pub inventory: crate::inventory::Inventory,
+}
+
+/// The inventories of this host and of every selected joiner, for planning the cluster.
+async fn inventories(
+    State(s): State<Arc<ApiState>>,
+) -> Result<Json<Vec<MemberInventory>>, LocalError> {
+    let view = s.trust.session_view().ok_or(LocalError(
+        StatusCode::NOT_FOUND,
+        "no session on this host: run `microcloud init` first".into(),
+        Some("no_session"),
+    ))?;
+    let mut out = vec![MemberInventory {
+        name: s.trust.name.clone(),
+        address: String::new(),
+        fingerprint: s.trust.fingerprint().to_string(),
+        inventory: (**s.inventory.read().await).clone(),
+    }];
+    let selected: Vec<_> = view
+        .joiners
+        .into_iter()
+        .filter(|j| j.state == crate::trust::JoinerState::Selected)
+        .collect();
+    let fetches = selected.iter().map(|j| {
+        let addr = SocketAddr::new(j.source, crate::daemon::DEFAULT_PEER_PORT);
+        let trust = s.trust.clone();
+        async move {
+            let client = trust.pinned_client(addr, &j.fingerprint)?;
+            let inv: crate::inventory::Inventory = client
+                .get("/1.0/inventory")
+                .await
+                .map_err(|e| JoinError::Other(format!("{}: reading its inventory: {e}", j.name)))?;
+            Ok::<_, JoinError>(MemberInventory {
+                name: j.name.clone(),
+                address: j.source.to_string(),
+                fingerprint: j.fingerprint.to_string(),
+                inventory: inv,
+            })
+        }
+    });
+    for r in futures_util::future::join_all(fetches).await {
+        out.push(r?);
+    }
+    Ok(Json(out))
+}
+
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/1.0/identity", get(identity))
@@ -358,4 +410,5 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/1.0/join", post(join).get(join_view))
         .route("/1.0/join/leave", post(join_leave))
         .route("/1.0/join/record", get(join_record))
+        .route("/1.0/session/inventories", get(inventories))
 }

@@ -208,7 +208,28 @@ async fn redeem(
     }))
 }
 
-pub fn router(trust: Arc<TrustService>) -> Router {
+/// A pinned peer (the initiator planning the cluster) reads this host's inventory.
+async fn inventory(
+    State(api): State<Arc<super::server::ApiState>>,
+    Extension(c): Extension<Caller>,
+) -> Result<Json<crate::inventory::Inventory>, PeerError> {
+    if !api.trust.is_pinned(&fp(&c)) {
+        return Err(PeerError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "certificate {} is not trusted by {}",
+                fp(&c).short(),
+                api.trust.name
+            ),
+        ));
+    }
+    Ok(Json((**api.inventory.read().await).clone()))
+}
+
+pub fn router(trust: Arc<TrustService>, api: Arc<super::server::ApiState>) -> Router {
+    let pinned = Router::new()
+        .route("/1.0/inventory", get(inventory))
+        .with_state(api);
     Router::new()
         .route("/1.0/session", get(session_info))
         .route("/1.0/session/pake", post(pake))
@@ -219,4 +240,5 @@ pub fn router(trust: Arc<TrustService>) -> Router {
         .route("/1.0/join-record", get(join_record))
         .route("/1.0/join-record/redeem", post(redeem))
         .with_state(trust)
+        .merge(pinned)
 }

@@ -41,6 +41,11 @@ pub struct InitArgs {
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub lookup_timeout: u64,
 
+    /// After the session, print the bootstrap plan (members, disks, pool, network, profile)
+    /// and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// Output format of the final report.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -60,11 +65,13 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
     let mut expected: Option<Vec<String>> = (!args.select.is_empty()).then(|| args.select.clone());
     let mut passphrase = args.session_passphrase.clone();
     let mut session_timeout = args.session_timeout;
+    let mut preseed_doc = None;
     let mut lookup_timeout = args.lookup_timeout;
     if let Some(path) = &args.preseed {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading preseed {}", path.display()))?;
         let preseed = crate::preseed::parse(&text)?;
+        preseed_doc = Some(preseed.clone());
         let inv: Inventory = client.get("/1.0/inventory").await?;
         let addrs: Vec<std::net::IpAddr> = inv
             .nics
@@ -141,6 +148,10 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
                     },
                 )
                 .await?;
+            if args.dry_run {
+                let plan = super::plan_view::build(&client, preseed_doc.as_ref()).await?;
+                return super::plan_view::render(args.format, &plan);
+            }
             report(args.format, &chosen)
         }
         Err(e) => {

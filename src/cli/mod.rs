@@ -5,6 +5,7 @@ pub mod init;
 pub mod inventory;
 pub mod join;
 pub mod output;
+pub mod plan_view;
 
 use std::path::PathBuf;
 

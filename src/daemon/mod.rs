@@ -168,7 +168,7 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
         });
     }
     {
-        let router = crate::api::peer::router(trust.clone());
+        let router = crate::api::peer::router(trust.clone(), state.clone());
         let cancel = cancel.child_token();
         tasks.spawn(async move {
             let r =

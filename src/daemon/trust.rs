@@ -377,6 +377,15 @@ impl TrustService {
 
     // ---- joiner ----------------------------------------------------------------------------
 
+    /// A client for a pinned peer: its certificate must be `fp`.
+    pub fn pinned_client(
+        &self,
+        addr: SocketAddr,
+        fp: &Fingerprint,
+    ) -> Result<PeerClient, JoinError> {
+        self.client(addr, ServerTrust::Pinned(*fp.as_bytes()))
+    }
+
     fn client(&self, addr: SocketAddr, trust: ServerTrust) -> Result<PeerClient, JoinError> {
         let cfg = client_config(
             self.identity.cert_der().clone(),

@@ -47,6 +47,7 @@ pub async fn probe_host(opts: &ProbeOptions) -> Inventory {
         nics,
         disks,
         warnings,
+        allow_disk: opts.disk_policy.pattern_strings(),
     };
     judge(&mut inv, &opts.disk_policy);
     inv

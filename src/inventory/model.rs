@@ -15,6 +15,9 @@ pub struct Inventory {
     /// sit on the device itself.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The disk allow-list the verdicts were made under, so a planner elsewhere judges alike.
+    #[serde(default)]
+    pub allow_disk: Vec<String>,
 }
 
 /// What kind of link a NIC is, from its rtnetlink link-info kind and flags.

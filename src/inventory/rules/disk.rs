@@ -51,6 +51,11 @@ impl DiskPolicy {
         })
     }
 
+    /// The patterns as given.
+    pub fn pattern_strings(&self) -> Vec<String> {
+        self.allow.iter().map(|p| p.as_str().to_string()).collect()
+    }
+
     fn patterns(&self) -> String {
         let v: Vec<&str> = self.allow.iter().map(Pattern::as_str).collect();
         v.join(", ")
