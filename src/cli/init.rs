@@ -20,8 +20,9 @@ use crate::trust::{JoinerState, JoinerView, SessionEvent};
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// A MicroCloud preseed (YAML). Its session part decides the role: on the initiator it
-    /// opens the session and selects the listed systems, elsewhere it joins.
+    /// A MicroCloud preseed (YAML; `-` reads standard input). Its session part decides the
+    /// role: on the initiator it opens the session and selects the listed systems, elsewhere it
+    /// joins.
     #[arg(long, value_name = "FILE")]
     pub preseed: Option<PathBuf>,
 
@@ -68,10 +69,12 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
     let mut preseed_doc = None;
     let mut lookup_timeout = args.lookup_timeout;
     if let Some(path) = &args.preseed {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading preseed {}", path.display()))?;
+        let text = read_preseed(path)?;
         let preseed = crate::preseed::parse(&text)?;
         preseed_doc = Some(preseed.clone());
+        for note in preseed.check_services()? {
+            eprintln!("preseed: {note}");
+        }
         let inv: Inventory = client.get("/1.0/inventory").await?;
         let addrs: Vec<std::net::IpAddr> = inv
             .nics
@@ -167,6 +170,17 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
             Err(e)
         }
     }
+}
+
+/// A preseed from a file, or from standard input for `-`.
+pub fn read_preseed(path: &Path) -> anyhow::Result<String> {
+    if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .context("reading the preseed from standard input")?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("reading preseed {}", path.display()))
 }
 
 /// Show joiners and events as they come; return the selected joiners.

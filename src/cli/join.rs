@@ -56,7 +56,7 @@ pub fn exec(socket: &Path, args: &JoinArgs) -> anyhow::Result<()> {
     let client = Client::new(socket);
     rt.block_on(async {
         if let Some(path) = &args.preseed {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading preseed {}", path.display()))?;
+            let text = super::init::read_preseed(path)?;
             let preseed = crate::preseed::parse(&text)?;
             let me: Identity = client.get("/1.0/identity").await?;
             let plan = preseed.session_plan(&me.name, &[])?;

@@ -52,6 +52,16 @@ pub enum Command {
     /// Join the session an initiator opened: enter its passphrase, compare the verification
     /// code, and wait to be selected.
     Join(join::JoinArgs),
+    /// Run `init` from a MicroCloud preseed read on standard input (the same YAML on every
+    /// host; each takes its role from it).
+    Preseed {
+        /// Print the bootstrap plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Output format of the final report.
+        #[arg(long, short = 'f', value_enum, default_value_t = output::Format::Table)]
+        format: output::Format,
+    },
 }
 
 /// Run the parsed command line; the binary only sets up logging and the exit code.
@@ -63,6 +73,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Discover(args) => discover::exec(&cli.control_socket, &args),
         Command::Init(args) => init::exec(&cli.control_socket, &args),
         Command::Join(args) => join::exec(&cli.control_socket, &args),
+        Command::Preseed { dry_run, format } => init::exec(
+            &cli.control_socket,
+            &init::InitArgs {
+                preseed: Some("-".into()),
+                session_passphrase: None,
+                session_timeout: 3600,
+                select: vec![],
+                lookup_timeout: 60,
+                dry_run,
+                format,
+            },
+        ),
     }
 }
 

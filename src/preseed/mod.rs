@@ -3,6 +3,7 @@
 //! the field path. The same file runs on every host.
 
 pub mod schema;
+mod services;
 pub mod validate;
 
 pub use schema::Preseed;
