@@ -16,4 +16,5 @@ pub mod lab;
 pub mod logging;
 pub mod net;
 pub mod preseed;
+pub mod services;
 pub mod trust;
