@@ -1,12 +1,13 @@
-//! `microcloud-lab`: bring lab hosts (network namespaces on one machine) up and down, run
-//! commands in them, for the demo, benchmarks and hands-on debugging. Needs root.
+//! `microcloud-lab`: bring lab hosts (network + mount namespaces on one machine, optionally with
+//! loop disks and their own LXD) up and down, run commands in them, for the demo, benchmarks and
+//! hands-on debugging. Needs root.
 
 use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use microcloud::cli::output::{table, write_structured, Format};
-use microcloud::lab::{Bridge, Host, HostSpec, Lab, LabSpec};
+use microcloud::lab::{parse_size, Bridge, Host, HostSpec, Lab, LabSpec};
 
 const DEFAULT_PREFIX: &str = "mcl";
 
@@ -47,6 +48,15 @@ enum Cmd {
         /// Add a 224.0.0.0/4 route on eth0 (for one-shot multicast tools).
         #[arg(long)]
         multicast_route: bool,
+        /// Attach N sparse loop disks to every host (allow-listed in its microcloudd.yaml).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        disks: usize,
+        /// Size of each loop disk: bytes or e.g. 512M, 10GiB (sparse).
+        #[arg(long, value_name = "SIZE", default_value = "8GiB")]
+        disk_size: String,
+        /// Start LXD in every host (its own /var/lib/lxd) and wait until it is ready.
+        #[arg(long)]
+        lxd: bool,
         #[arg(short, long, value_enum, default_value_t)]
         format: Format,
     },
@@ -99,8 +109,12 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             uplink,
             other_subnet,
             multicast_route,
+            disks,
+            disk_size,
+            lxd,
             format,
         } => {
+            let size = parse_size(&disk_size)?;
             let mut spec = LabSpec::new(&prefix).multicast_route(multicast_route);
             for i in 1..=hosts + other_subnet {
                 let mut h = HostSpec::new(format!("micro{i:02}")).subnet(u8::from(i > hosts));
@@ -110,14 +124,26 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 if uplink {
                     h = h.uplink();
                 }
+                if disks > 0 {
+                    h = h.disks(disks, size);
+                }
                 spec = spec.host(h);
             }
             let started = std::time::Instant::now();
             let mut lab = Lab::up(spec).context("bringing the lab up")?;
+            let up = started.elapsed();
+            if lxd {
+                // A failure drops `lab` unpersisted, which tears it down with every LXD.
+                start_lxds(&lab)?;
+            }
             lab.persist();
             eprintln!(
-                "lab {prefix} up in {:.2?}; tear down with: microcloud-lab down --prefix {prefix}",
-                started.elapsed()
+                "lab {prefix} up in {up:.2?}{}; tear down with: microcloud-lab down --prefix {prefix}",
+                if lxd {
+                    format!(", LXD ready in every host after {:.2?}", started.elapsed())
+                } else {
+                    String::new()
+                }
             );
             show(out, &lab, format)?;
         }
@@ -160,6 +186,30 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Start every host's LXD in parallel and leave them running past this process (`down`
+/// kills them with the lab).
+fn start_lxds(lab: &Lab) -> anyhow::Result<()> {
+    std::thread::scope(|s| {
+        let running: Vec<_> = lab
+            .hosts()
+            .iter()
+            .map(|h| s.spawn(move || h.start_lxd()))
+            .collect();
+        let mut first_err = None;
+        for t in running {
+            match t.join().expect("lxd start thread") {
+                Ok(p) => {
+                    p.detach();
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), |e| Err(e).context("starting LXD"))
+    })
+}
+
 fn show(out: &mut impl std::io::Write, lab: &Lab, format: Format) -> anyhow::Result<()> {
     if write_structured(out, format, lab)? {
         return Ok(());
@@ -172,6 +222,7 @@ fn show(out: &mut impl std::io::Write, lab: &Lab, format: Format) -> anyhow::Res
         "ETH0 LINK-LOCAL",
         "ETH1",
         "ETH2",
+        "DISKS",
     ]);
     for h in lab.hosts() {
         t.add_row(vec![
@@ -185,6 +236,15 @@ fn show(out: &mut impl std::io::Write, lab: &Lab, format: Format) -> anyhow::Res
                 "uplink".into()
             } else {
                 "-".into()
+            },
+            if h.disks().is_empty() {
+                "-".into()
+            } else {
+                h.disks()
+                    .iter()
+                    .map(|d| d.name())
+                    .collect::<Vec<_>>()
+                    .join(" ")
             },
         ]);
     }

@@ -1,4 +1,5 @@
-//! `Lab`: bringing a spec up with a few `ip -batch` runs, finding hosts, and tearing it all down.
+//! `Lab`: bringing a spec up with a few `ip -batch` runs, per-host mount namespaces and loop
+//! disks, finding hosts, and tearing it all down.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::host::Host;
 use super::spec::{lab_octet, valid_prefix, Bridge, LabSpec, LinkAddrs, HUB, V4_PREFIX, V6_PREFIX};
-use super::{lab_dir, netns, LabError};
+use super::{disks, lab_dir, machine, netns, LabError};
 
 /// A running lab. Dropping it tears everything down unless [`persist`](Lab::persist) was called
 /// or it was attached with [`open`](Lab::open).
@@ -50,6 +51,9 @@ impl Lab {
         }
         let started = Instant::now();
         let dir = lab_dir(&prefix);
+        // What a crashed run without namespaces may have left: mounts and loop disks.
+        machine::unmount_below(&dir)?;
+        disks::detach_under(&dir)?;
         remove_dir_all(&dir)?;
         let octet = lab_octet(&prefix);
         let mut hosts = Vec::with_capacity(spec.hosts.len());
@@ -69,6 +73,7 @@ impl Lab {
                 index,
                 links,
                 host_dir,
+                dir.join(NS_DIR).join(&h.name),
             ));
         }
         for h in &hosts {
@@ -77,7 +82,7 @@ impl Lab {
                     .map_err(|e| LabError::io(format!("creating {}", d.display()), e))?;
             }
         }
-        let lab = Lab {
+        let mut lab = Lab {
             hub: format!("{prefix}-{HUB}"),
             prefix,
             octet,
@@ -88,13 +93,57 @@ impl Lab {
             persist: false,
         };
         // From here on `lab` owns the namespaces: an early return drops it and cleans up.
-        lab.build()?;
+        lab.build(&spec)?;
         lab.save()?;
         tracing::info!(prefix = %lab.prefix, hosts = lab.hosts.len(), elapsed = ?started.elapsed(), "lab up");
         Ok(lab)
     }
 
-    fn build(&self) -> Result<(), LabError> {
+    fn build(&mut self, spec: &LabSpec) -> Result<(), LabError> {
+        // Loop disks first: losetup runs alongside everything else.
+        let mut attaching = Vec::new();
+        for (i, h) in spec.hosts.iter().enumerate() {
+            let dir = self.hosts[i].dir.join("disks");
+            for k in 0..h.disks {
+                let file = dir.join(format!("disk{k}.img"));
+                attaching.push((i, disks::start_attach(&h.name, file, h.disk_size)));
+            }
+        }
+        let net = self.build_net();
+        let mnt = net.and_then(|()| self.build_mount_namespaces());
+        // Collect every losetup before reporting any failure, so none is left running.
+        let mut failed = None;
+        for (i, a) in attaching {
+            match a.and_then(|a| a.finish()) {
+                Ok(d) => self.hosts[i].disks.push(d),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        mnt?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        self.hosts.iter().try_for_each(write_agent_config)
+    }
+
+    /// One mount namespace per host, made on parallel threads.
+    fn build_mount_namespaces(&self) -> Result<(), LabError> {
+        machine::prepare_ns_dir(&self.dir.join(NS_DIR))?;
+        std::thread::scope(|s| {
+            let running: Vec<_> = self
+                .hosts
+                .iter()
+                .map(|h| s.spawn(|| machine::create(&h.name, &h.netns, &h.fs_dir(), &h.mntns)))
+                .collect();
+            let results: Vec<_> = running
+                .into_iter()
+                .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect();
+            results.into_iter().collect()
+        })
+    }
+
+    fn build_net(&self) -> Result<(), LabError> {
         let mut add: Vec<String> = vec![format!("netns add {}", self.hub)];
         add.extend(self.hosts.iter().map(|h| format!("netns add {}", h.netns)));
         netns::batch(None, &add)?;
@@ -224,11 +273,7 @@ impl Lab {
     fn destroy(&self, remove_dir: bool) -> Result<(), LabError> {
         let mut names: Vec<String> = self.hosts.iter().map(|h| h.netns.clone()).collect();
         names.push(self.hub.clone());
-        netns::destroy(&names)?;
-        if remove_dir {
-            remove_dir_all(&self.dir)?;
-        }
-        Ok(())
+        teardown_dir(&self.dir, &names, remove_dir)
     }
 
     /// Remove every namespace named `<prefix>-*` (killing what runs inside) and the lab
@@ -240,8 +285,7 @@ impl Lab {
             )));
         }
         let names = netns::list(&format!("{prefix}-"));
-        netns::destroy(&names)?;
-        remove_dir_all(&lab_dir(prefix))?;
+        teardown_dir(&lab_dir(prefix), &names, true)?;
         Ok(names.len())
     }
 
@@ -330,6 +374,59 @@ impl Drop for Lab {
             eprintln!("lab {}: logs kept in {}", self.prefix, self.dir.display());
         }
     }
+}
+
+/// Where the host mount namespaces' pinning files live, under the lab directory.
+const NS_DIR: &str = "ns";
+
+/// Tear down in the order that frees everything: kill what runs in the namespaces (so nothing
+/// holds a host's mount namespace), release the mount namespaces (their mounts of loop disks go
+/// with them), detach the loop disks, delete the network namespaces, unmount whatever is left
+/// under the lab directory, and remove it unless a panicking test keeps it for its logs.
+/// Errors are reported after every step has been tried.
+fn teardown_dir(dir: &Path, netnses: &[String], remove_dir: bool) -> Result<(), LabError> {
+    netns::kill_all(netnses);
+    let mut first_err = None;
+    let mut note = |r: Result<(), LabError>| {
+        if let Err(e) = r {
+            first_err.get_or_insert(e);
+        }
+    };
+    let pinned: Vec<PathBuf> = fs::read_dir(dir.join(NS_DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    for f in &pinned {
+        note(machine::release(f));
+    }
+    note(disks::detach_under(dir).map(drop));
+    note(netns::destroy(netnses));
+    note(machine::unmount_below(dir).map(drop));
+    if remove_dir {
+        note(remove_dir_all(dir));
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+/// Write the host's `/etc/microcloud/microcloudd.yaml` allow-listing its loop disks.
+fn write_agent_config(h: &Host) -> Result<(), LabError> {
+    if h.disks.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = h
+        .disks
+        .iter()
+        .map(|d| format!("{:?}", d.device.display().to_string()))
+        .collect();
+    let path = h.agent_config_path();
+    let text = format!(
+        "# Written by the lab: this host's loop disks.\nallow-disk: [{}]\n",
+        list.join(", ")
+    );
+    fs::write(&path, text)
+        .map_err(|e| LabError::io(format!("{}: writing {}", h.name, path.display()), e))
 }
 
 fn remove_dir_all(dir: &Path) -> Result<(), LabError> {

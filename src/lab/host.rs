@@ -1,8 +1,9 @@
 //! `Host`: one lab host — its namespace, addresses, directories, and running commands inside it.
 //!
-//! Every command that runs "on" a host goes through [`Host::wrap`]. Today that is
-//! `ip netns exec NS`; when hosts get their own mount namespace (`/run`, `/etc`, `/var/lib`
-//! overlays for LXD) only `wrap` changes.
+//! Every command that runs "on" a host goes through [`Host::wrap`]:
+//! `nsenter --mount=<lab dir>/ns/<host> --net=/run/netns/<ns>`, entering the host's network
+//! namespace and its own long-lived mount namespace (its `/run`, `/var/lib`, `/etc`; see
+//! `machine`), so everything started on a host sees the same files as everything else on it.
 
 use std::fs;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use super::disks::LoopDisk;
 use super::netns;
 use super::process::LabProcess;
 use super::spec::{Bridge, LinkAddrs};
@@ -24,8 +26,13 @@ pub struct Host {
     /// 1-based position in the lab, the last octet of its addresses.
     pub(crate) index: u16,
     pub(crate) links: Vec<LinkAddrs>,
-    /// `<lab dir>/hosts/<name>`: holds `state/` and `log/`.
+    /// `<lab dir>/hosts/<name>`: holds `state/`, `log/`, `fs/` (the host's own `/var/lib`,
+    /// `/etc`, … as seen from outside) and `disks/`.
     pub(crate) dir: PathBuf,
+    /// The bind-mounted nsfs file that keeps the host's mount namespace alive.
+    pub(crate) mntns: PathBuf,
+    #[serde(default)]
+    pub(crate) disks: Vec<LoopDisk>,
     #[serde(skip)]
     spawned: AtomicU32,
 }
@@ -37,6 +44,7 @@ impl Host {
         index: u16,
         links: Vec<LinkAddrs>,
         dir: PathBuf,
+        mntns: PathBuf,
     ) -> Self {
         Host {
             name,
@@ -44,6 +52,8 @@ impl Host {
             index,
             links,
             dir,
+            mntns,
+            disks: Vec::new(),
             spawned: AtomicU32::new(0),
         }
     }
@@ -90,10 +100,41 @@ impl Host {
         self.cluster().link_local
     }
 
-    /// Persistent per-host scratch space that lives as long as the lab: later the root of the
-    /// host's `/var/lib` overlay, `LXD_DIR`, the daemon's `--state-dir`.
+    /// Persistent per-host scratch space that lives as long as the lab, the same path inside
+    /// and outside the host (e.g. for the daemon's `--state-dir`).
     pub fn state_dir(&self) -> PathBuf {
         self.dir.join("state")
+    }
+
+    /// The file pinning the host's mount namespace (`nsenter --mount=` it).
+    pub fn mntns(&self) -> &Path {
+        &self.mntns
+    }
+
+    /// Where the host's private file systems live, seen from outside: `var-lib/upper` and
+    /// `etc/upper` hold what the host wrote to `/var/lib` and `/etc`; `lxd`, `microcloud` and
+    /// `etc-microcloud` are its `/var/lib/lxd`, `/var/lib/microcloud` and `/etc/microcloud`.
+    pub fn fs_dir(&self) -> PathBuf {
+        self.dir.join("fs")
+    }
+
+    /// The host's `/etc/microcloud/microcloudd.yaml`, as a path outside the host.
+    pub fn agent_config_path(&self) -> PathBuf {
+        self.fs_dir().join("etc-microcloud/microcloudd.yaml")
+    }
+
+    /// The host's loop disks, in the order of their backing files (`disk0.img`, …).
+    pub fn disks(&self) -> &[LoopDisk] {
+        &self.disks
+    }
+
+    /// `--allow-disk DEV` for each of the host's loop disks, for `microcloudd` and
+    /// `microcloud inventory`. (The host's `microcloudd.yaml` lists them too.)
+    pub fn allow_disk_args(&self) -> Vec<String> {
+        self.disks
+            .iter()
+            .flat_map(|d| ["--allow-disk".to_string(), d.device.display().to_string()])
+            .collect()
     }
 
     /// Where [`spawn`](Self::spawn)ed processes write their output, one file per process.
@@ -104,10 +145,29 @@ impl Host {
     /// Turn `cmd` into the same command run inside this host. Program, arguments, environment
     /// changes and working directory carry over; `env_clear` and stdio settings do not (std
     /// does not expose them), so set stdio on the returned command.
+    ///
+    /// Entering a mount namespace resets the working directory to `/`, so the command's (or
+    /// else this process's) working directory is passed on with `--wd`.
     pub fn wrap(&self, cmd: &Command) -> Command {
-        let mut wrapped = Command::new("ip");
+        let mut wrapped = Command::new("nsenter");
+        let mut mnt = std::ffi::OsString::from("--mount=");
+        mnt.push(&self.mntns);
         wrapped
-            .args(["netns", "exec", &self.netns])
+            .arg(mnt)
+            .arg(format!("--net={}/{}", netns::NETNS_DIR, self.netns));
+        let cwd = std::env::current_dir().ok();
+        let wd = match (cmd.get_current_dir(), &cwd) {
+            (Some(d), Some(cwd)) => Some(cwd.join(d)),
+            (Some(d), None) => Some(d.to_path_buf()),
+            (None, cwd) => cwd.clone(),
+        };
+        if let Some(wd) = wd {
+            let mut arg = std::ffi::OsString::from("--wd=");
+            arg.push(wd);
+            wrapped.arg(arg);
+        }
+        wrapped
+            .arg("--")
             .arg(cmd.get_program())
             .args(cmd.get_args());
         for (k, v) in cmd.get_envs() {
@@ -235,7 +295,7 @@ impl Host {
     }
 }
 
-fn checked(what: String, out: Output) -> Result<String, LabError> {
+pub(crate) fn checked(what: String, out: Output) -> Result<String, LabError> {
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {

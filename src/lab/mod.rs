@@ -8,6 +8,12 @@
 //! and an EUI-64 link-local from the fixed MAC `02:6c:KK:LL:00:II`; the second network uses
 //! `S + 128`. DAD is off in hosts, so IPv6 works as soon as `Lab::up` returns.
 //!
+//! Each host is also a machine of its own for LXD and the agent: a mount namespace that lives as
+//! long as the host, with its own `/run` (tmpfs, sharing the machine's `/run/udev`), `/var/lib`
+//! and `/etc` (overlays), a `/sys` of its network namespace, and optionally loop disks
+//! (`HostSpec::disks`) allow-listed in its `/etc/microcloud/microcloudd.yaml`. Commands enter
+//! both namespaces through `Host::wrap`; `Host::start_lxd` runs the host's own LXD.
+//!
 //! Bring-up runs a handful of `ip -batch` processes (namespaces, links, then every namespace's
 //! configuration in parallel) rather than one process per command. Teardown on drop kills all
 //! processes inside the lab's namespaces and deletes them, even while a test panics (the lab
@@ -26,7 +32,10 @@
 
 mod bringup;
 mod check;
+mod disks;
 mod host;
+mod lxd;
+mod machine;
 pub mod netns;
 mod process;
 mod spec;
@@ -36,10 +45,13 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 pub use bringup::{Lab, LabSummary};
+pub use disks::{attached_under, parse_size, LoopDisk};
 pub use host::Host;
+pub use lxd::{LXD_DIR, LXD_READY_TIMEOUT};
 pub use process::{LabProcess, DEFAULT_GRACE};
 pub use spec::{
-    lab_octet, Bridge, HostSpec, LabSpec, LinkAddrs, HUB, MAX_HOSTS, V4_PREFIX, V6_PREFIX,
+    lab_octet, Bridge, HostSpec, LabSpec, LinkAddrs, HUB, MAX_DISKS, MAX_HOSTS, V4_PREFIX,
+    V6_PREFIX,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -22,6 +22,8 @@ pub struct LabProcess {
     log: PathBuf,
     grace: Duration,
     status: Option<ExitStatus>,
+    /// Set by [`detach`](Self::detach): drop leaves the process running.
+    detached: bool,
 }
 
 impl LabProcess {
@@ -32,6 +34,7 @@ impl LabProcess {
             log,
             grace: DEFAULT_GRACE,
             status: None,
+            detached: false,
         }
     }
 
@@ -110,6 +113,13 @@ impl LabProcess {
             })
     }
 
+    /// Let the process outlive this handle (e.g. LXD started by `microcloud-lab up --lxd`);
+    /// tearing the lab down still kills it. Returns its pid.
+    pub fn detach(mut self) -> u32 {
+        self.detached = true;
+        self.child.id()
+    }
+
     /// SIGKILL and reap.
     pub fn kill(&mut self) -> Result<ExitStatus, LabError> {
         self.signal(Signal::SIGKILL)?;
@@ -121,7 +131,7 @@ impl LabProcess {
 
 impl Drop for LabProcess {
     fn drop(&mut self) {
-        if !self.is_running() {
+        if self.detached || !self.is_running() {
             return;
         }
         let grace = self.grace;

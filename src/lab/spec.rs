@@ -66,6 +66,12 @@ pub struct HostSpec {
     pub second_link: Option<u8>,
     /// An unaddressed link `eth2` into the uplink bridge.
     pub uplink: bool,
+    /// Loop disks to attach (sparse files under the host's lab directory).
+    #[serde(default)]
+    pub disks: usize,
+    /// Size of each loop disk in bytes.
+    #[serde(default)]
+    pub disk_size: u64,
 }
 
 impl HostSpec {
@@ -75,6 +81,8 @@ impl HostSpec {
             subnet: 0,
             second_link: None,
             uplink: false,
+            disks: 0,
+            disk_size: 0,
         }
     }
 
@@ -90,6 +98,14 @@ impl HostSpec {
 
     pub fn uplink(mut self) -> Self {
         self.uplink = true;
+        self
+    }
+
+    /// `n` loop disks of `size` bytes each (sparse: only what is written takes space), listed
+    /// by [`Host::disks`](super::Host::disks) and allow-listed for this host only.
+    pub fn disks(mut self, n: usize, size: u64) -> Self {
+        self.disks = n;
+        self.disk_size = size;
         self
     }
 
@@ -180,6 +196,12 @@ impl LabSpec {
             if h.subnet > 127 || h.second_link.is_some_and(|s| s > 127) {
                 return bad(format!("host {}: subnet indexes are 0..=127", h.name));
             }
+            if h.disks > MAX_DISKS || (h.disks > 0 && h.disk_size < 1 << 20) {
+                return bad(format!(
+                    "host {}: at most {MAX_DISKS} loop disks of at least 1 MiB",
+                    h.name
+                ));
+            }
         }
         Ok(())
     }
@@ -187,6 +209,10 @@ impl LabSpec {
 
 /// Host indexes are the last IPv4 octet.
 pub const MAX_HOSTS: usize = 254;
+
+/// Loop disks per host: enough for local + Ceph disks, few enough that a typo cannot exhaust
+/// the machine's loop devices.
+pub const MAX_DISKS: usize = 16;
 
 /// Name of the hub namespace's suffix: `<prefix>-hub`.
 pub const HUB: &str = "hub";
