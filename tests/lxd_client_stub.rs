@@ -180,7 +180,7 @@ async fn failed_operation_carries_its_err() {
     let err = lxd.enable_clustering("m1").await.unwrap_err();
     let msg = err.to_string();
     assert!(
-        matches!(&err, LxdError::Operation { id, .. } if id == "fails"),
+        matches!(&err, LxdError::Operation(f) if f.id == "fails"),
         "{err:?}"
     );
     assert!(

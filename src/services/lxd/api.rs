@@ -100,7 +100,7 @@ impl LxdClient {
     pub async fn pending_join_tokens(&self) -> Result<Vec<IssuedToken>, LxdError> {
         #[derive(Deserialize)]
         struct Ops {
-            #[serde(default)]
+            #[serde(default, deserialize_with = "super::types::nullable")]
             running: Vec<Operation>,
         }
         let ops: Ops = self.get("/1.0/operations?recursion=1").await?;
@@ -151,6 +151,14 @@ impl LxdClient {
         self.execute(Method::POST, &url, Some(pool)).await.map(drop)
     }
 
+    /// `PATCH /1.0/storage-pools/<name>`: merge `body` (`description`, cluster-wide `config`).
+    pub async fn patch_storage_pool(&self, name: &str, body: &Value) -> Result<(), LxdError> {
+        let url = format!("/1.0/storage-pools/{}", seg(name));
+        self.execute(Method::PATCH, &url, Some(body))
+            .await
+            .map(drop)
+    }
+
     /// `GET /1.0/networks?recursion=1` (managed networks and the host's interfaces).
     pub async fn networks(&self) -> Result<Vec<Network>, LxdError> {
         self.get("/1.0/networks?recursion=1").await
@@ -174,6 +182,14 @@ impl LxdClient {
     ) -> Result<(), LxdError> {
         let url = format!("/1.0/networks{}", target(member));
         self.execute(Method::POST, &url, Some(network))
+            .await
+            .map(drop)
+    }
+
+    /// `PATCH /1.0/networks/<name>`: merge `body` (`description`, cluster-wide `config`).
+    pub async fn patch_network(&self, name: &str, body: &Value) -> Result<(), LxdError> {
+        let url = format!("/1.0/networks/{}", seg(name));
+        self.execute(Method::PATCH, &url, Some(body))
             .await
             .map(drop)
     }

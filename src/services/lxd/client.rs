@@ -19,6 +19,7 @@ use tokio::net::UnixStream;
 use tokio::sync::OnceCell;
 
 use super::envelope::{self, OpState, Operation, Refusal, Reply};
+use super::error::OperationFailed;
 use super::{socket, LxdError};
 
 /// How long one request may take before we give up on it (not an operation: see
@@ -224,7 +225,7 @@ impl LxdClient {
             match current.state() {
                 OpState::Success => return Ok(current),
                 OpState::Failure | OpState::Cancelled => {
-                    return Err(LxdError::Operation {
+                    return Err(LxdError::Operation(Box::new(OperationFailed {
                         method: method.to_string(),
                         url: url.to_string(),
                         id: current.id.clone(),
@@ -239,7 +240,7 @@ impl LxdClient {
                         } else {
                             current.err.clone()
                         },
-                    })
+                    })))
                 }
                 OpState::Running => {}
             }

@@ -46,16 +46,9 @@ pub enum LxdError {
         url: String,
         message: String,
     },
-    /// A background operation ended in failure or was cancelled; `message` is its `err`.
-    #[error("LXD operation {id} ({description}) started by {method} {url} {status}: {message}")]
-    Operation {
-        method: String,
-        url: String,
-        id: String,
-        description: String,
-        status: String,
-        message: String,
-    },
+    /// A background operation ended in failure or was cancelled (boxed: it is the largest).
+    #[error("{0}")]
+    Operation(Box<OperationFailed>),
     #[error("LXD operation {id} ({description}) started by {method} {url} still running after {waited:?}")]
     OperationTimeout {
         method: String,
@@ -80,6 +73,19 @@ pub enum LxdError {
     /// The state is not one an `ensure_*` helper may silently change.
     #[error("{0}")]
     Conflict(String),
+}
+
+/// A failed or cancelled operation: what started it, which it was, and LXD's `err` text.
+#[derive(Debug, thiserror::Error)]
+#[error("LXD operation {id} ({description}) started by {method} {url} {status}: {message}")]
+pub struct OperationFailed {
+    pub method: String,
+    pub url: String,
+    pub id: String,
+    pub description: String,
+    /// `failed` or `was cancelled`.
+    pub status: String,
+    pub message: String,
 }
 
 fn list(paths: &[PathBuf]) -> String {

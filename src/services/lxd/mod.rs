@@ -4,7 +4,8 @@
 //! Layout: `socket` finds the socket, `envelope` parses LXD's answers and operations (pure),
 //! `client` moves JSON and waits on operations, `types` holds the objects, `api` the typed
 //! calls, `token` join tokens, `cert` the token-pinned cluster certificate, `ensure` the
-//! check-then-change helpers, `drivers` the choice of storage driver (pure).
+//! check-then-change helpers for server config, clustering, joins and tokens, `objects` those
+//! for pools, networks and the profile, `drivers` the choice of storage driver (pure).
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), microcloud::services::lxd::LxdError> {
@@ -22,15 +23,17 @@ pub mod drivers;
 pub mod ensure;
 pub mod envelope;
 mod error;
+pub mod objects;
 pub mod socket;
 pub mod token;
 pub mod types;
 
 pub use client::{seg, LxdClient, DEFAULT_OPERATION_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use drivers::{choose_common_driver, choose_local_driver, LocalDriver};
-pub use ensure::{nic_device, root_device, JoinSpec, MemberKeys};
+pub use ensure::JoinSpec;
 pub use envelope::{OpState, Operation, Reply};
-pub use error::LxdError;
+pub use error::{LxdError, OperationFailed};
+pub use objects::{nic_device, root_device, MemberKeys};
 pub use token::{IssuedToken, JoinToken};
 pub use types::{
     Cluster, ClusterJoin, Device, Member, MemberConfigKey, Network, NetworksPost, Profile, Server,

@@ -10,9 +10,9 @@ use serde_json::Value;
 #[derive(Debug, Clone, Deserialize)]
 pub struct Server {
     /// Server config. Values are strings in 5.0, `any` in newer LXD, so kept as JSON.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub config: BTreeMap<String, Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub api_extensions: Vec<String>,
     #[serde(default)]
     pub environment: Environment,
@@ -46,14 +46,14 @@ pub struct Environment {
     #[serde(default)]
     pub server_version: String,
     /// Addresses LXD listens on over HTTPS.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub addresses: Vec<String>,
     /// PEM of the server's (or, when clustered, the cluster's) certificate.
     #[serde(default)]
     pub certificate: String,
     #[serde(default)]
     pub certificate_fingerprint: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub storage_supported_drivers: Vec<StorageDriverInfo>,
 }
 
@@ -77,7 +77,7 @@ pub struct Cluster {
     #[serde(default)]
     pub enabled: bool,
     /// Member-specific keys a joiner must provide (per-member `source` of existing pools…).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub member_config: Vec<MemberConfigKey>,
 }
 
@@ -127,8 +127,12 @@ pub struct ClusterJoin {
     pub cluster_address: String,
     /// PEM of the cluster certificate, checked against the token's fingerprint.
     pub cluster_certificate: String,
-    /// The base64 token as issued.
+    /// The base64 token as issued, on LXD with `explicit_trust_token`.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub cluster_token: String,
+    /// Where older LXD (5.0) takes the same token: it decodes a token given as password.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cluster_password: String,
     pub member_config: Vec<MemberConfigKey>,
 }
 
@@ -143,7 +147,7 @@ pub struct Member {
     pub status: String,
     #[serde(default)]
     pub message: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub roles: Vec<String>,
     #[serde(default)]
     pub database: bool,
@@ -163,13 +167,13 @@ pub struct StoragePool {
     pub driver: String,
     #[serde(default)]
     pub description: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub config: BTreeMap<String, String>,
     /// `Pending`, `Created`, `Errored`, `Unknown`.
     #[serde(default)]
     pub status: String,
     /// Members the pool is defined on (pending or created).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub locations: Vec<String>,
 }
 
@@ -193,11 +197,11 @@ pub struct Network {
     pub managed: bool,
     #[serde(default)]
     pub description: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub config: BTreeMap<String, String>,
     #[serde(default)]
     pub status: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub locations: Vec<String>,
 }
 
@@ -222,12 +226,21 @@ pub struct Profile {
     pub name: String,
     #[serde(default)]
     pub description: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub config: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub devices: BTreeMap<String, Device>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// Go sends `null` for an empty slice or map; read it as empty.
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Status of a storage pool or network that exists everywhere it is defined.
@@ -269,6 +282,20 @@ mod tests {
         let p: Profile = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(p.extra.get("project"), Some(&json!("default")));
         assert_eq!(serde_json::to_value(&p).unwrap(), v);
+    }
+
+    #[test]
+    fn go_nulls_are_empty() {
+        // An unmanaged interface as LXD 5.0.2 lists it.
+        let n: Network = serde_json::from_value(json!({"config": {}, "description": "",
+            "name": "lo", "type": "loopback", "used_by": [], "managed": false, "status": "",
+            "locations": null}))
+        .unwrap();
+        assert!(n.locations.is_empty());
+        let p: StoragePool = serde_json::from_value(json!({"name": "local", "driver": "dir",
+            "config": null, "used_by": null, "status": "Pending", "locations": null}))
+        .unwrap();
+        assert!(p.config.is_empty() && p.locations.is_empty());
     }
 
     #[test]
