@@ -51,6 +51,17 @@ pub struct DiscoveryConfig {
     pub peer_address: Option<String>,
 }
 
+/// Options that say where the services this agent drives are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServicesConfig {
+    /// LXD's unix socket; default: `$LXD_DIR/unix.socket`, then the snap's, then Debian's
+    /// `/var/lib/lxd/unix.socket`.
+    #[arg(long = "lxd-socket", value_name = "PATH")]
+    #[serde(default)]
+    pub lxd_socket: Option<PathBuf>,
+}
+
 /// The whole config file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -59,6 +70,8 @@ pub struct AgentConfig {
     pub inventory: InventoryConfig,
     #[serde(flatten)]
     pub discovery: DiscoveryConfig,
+    #[serde(flatten)]
+    pub services: ServicesConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +137,14 @@ impl AgentConfig {
         }
         if flags.peer_address.is_some() {
             d.peer_address.clone_from(&flags.peer_address);
+        }
+        self
+    }
+
+    /// The file's service settings with the command line's (flags win).
+    pub fn merged_services(mut self, flags: &ServicesConfig) -> Self {
+        if flags.lxd_socket.is_some() {
+            self.services.lxd_socket.clone_from(&flags.lxd_socket);
         }
         self
     }

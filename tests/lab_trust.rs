@@ -103,7 +103,12 @@ fn one_initiator_three_joiners_from_one_preseed() {
     let runs: Vec<_> = lab
         .hosts()
         .iter()
-        .map(|h| cli(h, &["init", "--preseed", p, "--format", "json"]))
+        .map(|h| {
+            cli(
+                h,
+                &["init", "--trust-only", "--preseed", p, "--format", "json"],
+            )
+        })
         .collect();
     let outs: Vec<Output> = runs.into_iter().map(|r| r.join().unwrap()).collect();
     for (h, o) in lab.hosts().iter().zip(&outs) {
@@ -148,6 +153,7 @@ fn interactive_operator_selects_in_a_pty_and_a_leaver_disappears() {
         "--control-socket",
         &socket(&lab["micro01"]),
         "init",
+        "--trust-only",
         "--session-passphrase",
         PASS,
     ]);
@@ -223,6 +229,7 @@ fn wrong_passphrase_attacker_and_abort() {
         init,
         &[
             "init",
+            "--trust-only",
             "--session-passphrase",
             PASS,
             "--select",
@@ -250,6 +257,7 @@ fn wrong_passphrase_attacker_and_abort() {
         evil,
         &[
             "init",
+            "--trust-only",
             "--session-passphrase",
             "evil evil evil evil",
             "--select",
@@ -322,6 +330,7 @@ fn only_pinned_certificates_may_call_the_peer_api() {
         i,
         &[
             "init",
+            "--trust-only",
             "--session-passphrase",
             PASS,
             "--select",

@@ -319,6 +319,8 @@ async fn join(
             find_initiator(&s, r.initiator.as_deref(), subnet, t).await?
         }
     };
+    // A result from an earlier bootstrap must not answer for this one.
+    *s.bootstrap_result.lock().unwrap_or_else(|p| p.into_inner()) = None;
     Ok(Json(s.trust.join(addr, &r.passphrase).await?))
 }
 

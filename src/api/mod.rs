@@ -4,6 +4,7 @@
 pub mod client;
 pub mod https;
 pub mod local_trust;
+pub mod lxd;
 pub mod peer;
 pub mod server;
 pub mod tls;

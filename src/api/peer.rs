@@ -227,6 +227,7 @@ async fn inventory(
 }
 
 pub fn router(trust: Arc<TrustService>, api: Arc<super::server::ApiState>) -> Router {
+    let api_for_lxd = api.clone();
     let pinned = Router::new()
         .route("/1.0/inventory", get(inventory))
         .with_state(api);
@@ -241,4 +242,5 @@ pub fn router(trust: Arc<TrustService>, api: Arc<super::server::ApiState>) -> Ro
         .route("/1.0/join-record/redeem", post(redeem))
         .with_state(trust)
         .merge(pinned)
+        .merge(super::lxd::peer_routes(api_for_lxd))
 }

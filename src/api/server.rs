@@ -22,6 +22,10 @@ pub struct ApiState {
     /// Ask discovery to start a fresh browse (empty cache, query now).
     pub refresh: mpsc::Sender<()>,
     pub trust: Arc<crate::daemon::trust::TrustService>,
+    /// LXD's socket when configured (`lxd-socket`); else found where LXD usually puts it.
+    pub lxd_socket: Option<std::path::PathBuf>,
+    /// On a joiner: how the initiator's last bootstrap ended.
+    pub bootstrap_result: std::sync::Mutex<Option<super::lxd::BootstrapResult>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,6 +60,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/1.0/peers", get(peers))
         .route("/1.0/peers/refresh", post(refresh))
         .merge(super::local_trust::routes())
+        .merge(super::lxd::local_routes())
         .with_state(state)
 }
 

@@ -1,6 +1,7 @@
 //! `microcloud init`, session phase: open a session, show joiners as they prove the passphrase
 //! (with the verification code each side shows), let the operator (or a preseed) select them,
-//! then report the trusted members. The bootstrap that follows is a later step.
+//! then hand over to the bootstrap (`bootstrap`), or print the plan (`--dry-run`), or stop at
+//! trust (`--trust-only`).
 
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
@@ -46,6 +47,11 @@ pub struct InitArgs {
     /// and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Stop once the selected hosts are trusted: report them and bootstrap nothing (a later
+    /// `microcloud init` forms the cluster).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub trust_only: bool,
 
     /// Output format of the final report.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
@@ -152,10 +158,19 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
                 )
                 .await?;
             if args.dry_run {
-                let plan = super::plan_view::build(&client, preseed_doc.as_ref()).await?;
-                return super::plan_view::render(args.format, &plan);
+                let planned = super::plan_view::build(&client, preseed_doc.as_ref()).await;
+                tell_joiners(&client, &me.name, &chosen, "dry run: nothing was changed").await;
+                let g = planned?;
+                for e in &g.lxd_errors {
+                    eprintln!("warning: LXD did not answer, its drivers are unknown: {e}");
+                }
+                return super::plan_view::render(args.format, &g.plan, true);
             }
-            report(args.format, &chosen)
+            if args.trust_only {
+                tell_joiners(&client, &me.name, &chosen, "trusted; no bootstrap was run").await;
+                return report(args.format, &chosen);
+            }
+            super::bootstrap::run(&client, preseed_doc.as_ref(), args.format).await
         }
         Err(e) => {
             let reason = format!("the initiator stopped: {e:#}");
@@ -168,6 +183,24 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
                 tracing::debug!("ending the session: {ee}");
             }
             Err(e)
+        }
+    }
+}
+
+/// Tell the selected joiners that no bootstrap follows, so they stop waiting.
+async fn tell_joiners(client: &Client, me: &str, chosen: &[JoinerView], message: &str) {
+    let result = crate::api::lxd::BootstrapResult {
+        initiator: me.to_string(),
+        ok: true,
+        message: message.to_string(),
+    };
+    for j in chosen {
+        let uri = format!("/1.0/session/members/{}/bootstrap/result", j.name);
+        if let Err(e) = client
+            .post_json::<_, serde_json::Value>(&uri, &result)
+            .await
+        {
+            tracing::warn!(member = %j.name, "could not tell it: {e}");
         }
     }
 }
@@ -345,7 +378,7 @@ fn report(format: Format, chosen: &[JoinerView]) -> anyhow::Result<()> {
         writeln!(out, "{t}")?;
         writeln!(
             out,
-            "Trust established with {} host(s); the cluster bootstrap is the next step.",
+            "Trust established with {} host(s); run `microcloud init` again to form the cluster.",
             chosen.len()
         )?;
     }

@@ -158,15 +158,31 @@ pub async fn run_join(client: &Client, args: &JoinArgs) -> anyhow::Result<()> {
     };
     match done.state.as_str() {
         "selected" => {
+            eprintln!(
+                "Trusted by {} (certificate {}); waiting for it to form the cluster...",
+                done.initiator,
+                &done.initiator_fingerprint[..12]
+            );
+            let result = wait_for_bootstrap(client, &done, args.session_timeout).await?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            if !write_structured(&mut out, args.format, &done)? {
+            let mut value = serde_json::to_value(&done)?;
+            value["bootstrap"] = serde_json::to_value(&result)?;
+            if !write_structured(&mut out, args.format, &value)? {
                 writeln!(
                     out,
-                    "Trusted by {} (certificate {}): this host is ready for the cluster bootstrap.",
+                    "Trusted by {} (certificate {}).",
                     done.initiator, done.initiator_fingerprint
                 )?;
+                writeln!(out, "{}: {}", done.initiator, result.message)?;
             }
             out.flush()?;
+            if !result.ok {
+                bail!(
+                    "the bootstrap failed on {}: {}",
+                    done.initiator,
+                    result.message
+                );
+            }
             Ok(())
         }
         _ => bail!(
@@ -174,5 +190,37 @@ pub async fn run_join(client: &Client, args: &JoinArgs) -> anyhow::Result<()> {
             done.reason
                 .unwrap_or_else(|| format!("the session ended ({})", done.state))
         ),
+    }
+}
+
+/// Wait until the initiator says how the bootstrap ended (it drives this host's LXD through
+/// this host's daemon meanwhile).
+async fn wait_for_bootstrap(
+    client: &Client,
+    done: &JoinView,
+    timeout_secs: u64,
+) -> anyhow::Result<crate::api::lxd::BootstrapResult> {
+    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+    loop {
+        let r: Option<crate::api::lxd::BootstrapResult> = client
+            .get("/1.0/bootstrap/result")
+            .await
+            .context("asking this host's microcloudd for the bootstrap result")?;
+        if let Some(r) = r {
+            return Ok(r);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} did not finish the bootstrap within {timeout_secs} s; see `microcloud init` there",
+                done.initiator
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = tokio::signal::ctrl_c() => bail!(
+                "interrupted: stopped waiting (the bootstrap goes on, driven by {})",
+                done.initiator
+            ),
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The `microcloud` command line: argument schema and dispatch, one file per subcommand.
 
+pub mod bootstrap;
 pub mod discover;
 pub mod init;
 pub mod inventory;
@@ -82,6 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 select: vec![],
                 lookup_timeout: 60,
                 dry_run,
+                trust_only: false,
                 format,
             },
         ),

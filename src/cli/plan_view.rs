@@ -11,9 +11,11 @@ use anyhow::Context;
 use super::output::{table, write_structured, Format};
 use crate::api::client::Client;
 use crate::api::local_trust::MemberInventory;
-use crate::cluster::plan::{plan, HostInput, LocalChoice, Plan};
+use crate::api::lxd::LxdFacts;
+use crate::cluster::plan::{plan, HostInput, LocalChoice, Plan, LOCAL_POOL};
 use crate::inventory::{format_size, DiskPolicy, Inventory};
 use crate::preseed::Preseed;
+use crate::services::lxd::LxdClient;
 
 /// The storage choices a preseed makes (explicit disks per system, then filters).
 pub fn local_choice(p: Option<&Preseed>) -> LocalChoice {
@@ -52,11 +54,70 @@ fn own_address(inv: &Inventory, peer: Option<IpAddr>) -> Option<IpAddr> {
         .or_else(|| prefixes.first().map(|x| x.addr))
 }
 
-pub async fn build(client: &Client, preseed: Option<&Preseed>) -> anyhow::Result<Plan> {
+/// What planning found out besides the plan: the initiator's LXD, and what could not be read.
+pub struct Gathered {
+    pub plan: Plan,
+    /// The initiator's LXD, when it answered.
+    pub lxd: Option<LxdFacts>,
+    /// Hosts whose LXD did not answer, with why (a dry run plans without their drivers).
+    pub lxd_errors: Vec<String>,
+}
+
+/// Each member's LXD facts: this host's from its daemon, the joiners' over the pinned channel.
+async fn lxd_facts(client: &Client, members: &[MemberInventory]) -> Vec<Result<LxdFacts, String>> {
+    let calls = members.iter().enumerate().map(|(i, m)| async move {
+        let r: Result<LxdFacts, _> = if i == 0 {
+            client.get("/1.0/lxd").await
+        } else {
+            client
+                .get(&format!("/1.0/session/members/{}/lxd", m.name))
+                .await
+        };
+        r.map_err(|e| e.to_string())
+    });
+    futures_util::future::join_all(calls).await
+}
+
+/// Per member, the disk the existing `local` pool uses there (the pool's original source).
+async fn pool_sources(facts: &LxdFacts) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if !facts.clustered {
+        return out;
+    }
+    let lxd = LxdClient::new(&facts.socket);
+    let Ok(Some(pool)) = lxd.storage_pool(LOCAL_POOL, None).await else {
+        return out;
+    };
+    for member in &pool.locations {
+        if let Ok(Some(p)) = lxd.storage_pool(LOCAL_POOL, Some(member)).await {
+            let src = p
+                .config
+                .get("volatile.initial_source")
+                .or_else(|| p.config.get("source"))
+                .filter(|s| !s.is_empty());
+            if let Some(src) = src {
+                out.insert(member.clone(), src.clone());
+            }
+        }
+    }
+    out
+}
+
+pub async fn build(client: &Client, preseed: Option<&Preseed>) -> anyhow::Result<Gathered> {
     let members: Vec<MemberInventory> = client.get("/1.0/session/inventories").await?;
+    let facts = lxd_facts(client, &members).await;
+    let initiator_lxd = facts.first().and_then(|f| f.as_ref().ok()).cloned();
+    let sources = match &initiator_lxd {
+        Some(f) => pool_sources(f).await,
+        None => BTreeMap::new(),
+    };
+    let lxd_errors = facts
+        .iter()
+        .filter_map(|f| f.as_ref().err().cloned())
+        .collect();
     let first_peer = members.get(1).and_then(|m| m.address.parse().ok());
     let mut hosts = Vec::new();
-    for (i, m) in members.into_iter().enumerate() {
+    for (i, (m, f)) in members.into_iter().zip(facts).enumerate() {
         let address = if i == 0 {
             own_address(&m.inventory, first_peer)
                 .context("this host has no global address for the cluster")?
@@ -67,17 +128,23 @@ pub async fn build(client: &Client, preseed: Option<&Preseed>) -> anyhow::Result
         };
         let policy = DiskPolicy::new(&m.inventory.allow_disk)?;
         hosts.push(HostInput {
+            pool_source: sources.get(&m.name).cloned(),
             name: m.name,
             address,
             inventory: m.inventory,
-            drivers: Vec::new(),
+            drivers: f.map(|f| f.drivers).unwrap_or_default(),
             policy,
         });
     }
-    Ok(plan(&hosts, &local_choice(preseed))?)
+    Ok(Gathered {
+        plan: plan(&hosts, &local_choice(preseed))?,
+        lxd: initiator_lxd,
+        lxd_errors,
+    })
 }
 
-pub fn render(format: Format, p: &Plan) -> anyhow::Result<()> {
+/// Print the plan: a table, or the format asked for. `dry_run` adds that nothing changed.
+pub fn render(format: Format, p: &Plan, dry_run: bool) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if !write_structured(&mut out, format, p)? {
         let mut t = table(&["MEMBER", "ADDRESS", "LOCAL DISK", "SIZE", "WIPE"]);
@@ -100,13 +167,13 @@ pub fn render(format: Format, p: &Plan) -> anyhow::Result<()> {
         }
         writeln!(out, "{t}")?;
         match &p.local_pool_driver {
-            Some(d) => writeln!(out, "storage pool local: {d} (the best driver every member's LXD supports is checked at execution)")?,
+            Some(d) => writeln!(out, "storage pool local: {d}")?,
             None => writeln!(out, "storage pool local: none")?,
         }
         writeln!(
             out,
-            "network: {} (managed bridge; OVN comes later)",
-            p.network
+            "network: {} ({}; OVN comes later)",
+            p.network, p.network_type
         )?;
         writeln!(
             out,
@@ -117,7 +184,9 @@ pub fn render(format: Format, p: &Plan) -> anyhow::Result<()> {
         for w in &p.warnings {
             writeln!(out, "warning: {w}")?;
         }
-        writeln!(out, "Dry run: nothing was changed.")?;
+        if dry_run {
+            writeln!(out, "Dry run: nothing was changed.")?;
+        }
     }
     out.flush()?;
     Ok(())

@@ -1,6 +1,8 @@
 //! The cluster bootstrap: `plan` turns inventories and answers into what the cluster will be
-//! (pure), `filter` evaluates the preseed's disk filters. The executor that carries a plan out
-//! against the services comes next.
+//! (pure), `filter` evaluates the preseed's disk filters, `steps` orders the work (pure), and
+//! `execute` carries the steps out against the services.
 
+pub mod execute;
 pub mod filter;
 pub mod plan;
+pub mod steps;

@@ -17,7 +17,11 @@ use crate::preseed::schema::{DiskChoice, DiskFilter};
 /// Driver preference for the `local` pool (MicroCloud: zfs where usable, else btrfs, lvm, dir).
 pub const DRIVER_PREFERENCE: &[&str] = &["zfs", "btrfs", "lvm", "dir"];
 pub const LOCAL_POOL: &str = "local";
-pub const NETWORK: &str = "default";
+/// Without OVN the network is a managed bridge per member, named as LXD names its own (MicroCloud
+/// falls back to a fan bridge, which needs the Ubuntu fan module). Not `default`: an interface
+/// of that name would clash with the kernel's `net.*.conf.default` sysctls.
+pub const NETWORK: &str = "lxdbr0";
+pub const NETWORK_TYPE: &str = "bridge";
 
 /// What the planner knows about one selected host.
 #[derive(Debug, Clone)]
@@ -29,6 +33,9 @@ pub struct HostInput {
     pub drivers: Vec<String>,
     /// The host's disk allow-list (its own config).
     pub policy: DiskPolicy,
+    /// The disk the cluster's `local` pool already uses on this member (a re-run): it stays
+    /// the member's disk whatever its signatures now say, and is never wiped.
+    pub pool_source: Option<String>,
 }
 
 /// How the local disks are chosen.
@@ -65,6 +72,8 @@ pub struct Plan {
     /// `None`: no local pool (no host has a disk for it).
     pub local_pool_driver: Option<String>,
     pub network: String,
+    /// `bridge` until OVN is built.
+    pub network_type: String,
     /// The default profile: root disk on this pool (if any), eth0 on `network`.
     pub profile_root_pool: Option<String>,
     pub warnings: Vec<String>,
@@ -128,6 +137,18 @@ fn choose_explicit(h: &HostInput, c: &DiskChoice) -> Result<ChosenDisk, PlanErro
     })
 }
 
+/// The disk the pool already has on `h`: named as the inventory names it when found.
+fn existing_pool_disk(h: &HostInput, src: &str) -> ChosenDisk {
+    let d = h.inventory.disks.iter().find(|d| names_disk(d, src));
+    ChosenDisk {
+        path: src.to_string(),
+        name: d.map_or_else(|| src.to_string(), |d| d.name.clone()),
+        size: d.and_then(|d| d.size),
+        wipe: false,
+        destroys: vec![],
+    }
+}
+
 /// Pick a local disk per host. Returns per host the choice, or None.
 fn choose_local(
     hosts: &[HostInput],
@@ -145,6 +166,10 @@ fn choose_local(
     let mut taken_per_filter = vec![0u64; parsed.len()];
     let mut out = Vec::new();
     for h in hosts {
+        if let Some(src) = &h.pool_source {
+            out.push(Some(existing_pool_disk(h, src)));
+            continue;
+        }
         if let Some(c) = local.explicit.get(&h.name) {
             out.push(Some(choose_explicit(h, c)?));
             continue;
@@ -218,7 +243,9 @@ pub fn plan(hosts: &[HostInput], local: &LocalChoice) -> Result<Plan, PlanError>
     let disks = choose_local(hosts, local)?;
     let with_disk = disks.iter().filter(|d| d.is_some()).count();
     let mut warnings = Vec::new();
-    let want_local = !local.explicit.is_empty() || !local.filters.is_empty();
+    let want_local = !local.explicit.is_empty()
+        || !local.filters.is_empty()
+        || hosts.iter().any(|h| h.pool_source.is_some());
     if want_local && with_disk != hosts.len() {
         let missing: Vec<&str> = hosts
             .iter()
@@ -270,6 +297,7 @@ pub fn plan(hosts: &[HostInput], local: &LocalChoice) -> Result<Plan, PlanError>
         profile_root_pool: driver.as_ref().map(|_| LOCAL_POOL.to_string()),
         local_pool_driver: driver,
         network: NETWORK.to_string(),
+        network_type: NETWORK_TYPE.to_string(),
         warnings,
     })
 }
@@ -317,6 +345,7 @@ mod tests {
             },
             drivers: vec!["btrfs".into(), "dir".into(), "lvm".into()],
             policy: DiskPolicy::default(),
+            pool_source: None,
         }
     }
 

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::server::ApiState;
-use crate::config::{AgentConfig, DiscoveryConfig};
+use crate::config::{AgentConfig, DiscoveryConfig, ServicesConfig};
 use crate::discovery::engine::{self, EngineConfig};
 use crate::discovery::scope::InterfacePolicy;
 use crate::inventory::{probe_host, DiskPolicy, ProbeOptions};
@@ -51,13 +51,18 @@ pub struct DaemonArgs {
 
     #[command(flatten)]
     pub discovery: DiscoveryConfig,
+
+    #[command(flatten)]
+    pub services: ServicesConfig,
 }
 
 type Task = (&'static str, anyhow::Result<()>);
 
 /// Run the daemon until a termination signal arrives or a subsystem fails.
 pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
-    let cfg = AgentConfig::load(args.config.as_deref())?.merged_discovery(&args.discovery);
+    let cfg = AgentConfig::load(args.config.as_deref())?
+        .merged_discovery(&args.discovery)
+        .merged_services(&args.services);
     let disk_policy = DiskPolicy::new(&cfg.inventory.allow_disk)?;
     let d = &cfg.discovery;
     let iface_policy = InterfacePolicy::new(&d.mdns_allow_interface, &d.mdns_deny_interface)
@@ -114,6 +119,8 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
         peers: peers_rx,
         refresh: refresh_tx,
         trust: trust.clone(),
+        lxd_socket: cfg.services.lxd_socket.clone(),
+        bootstrap_result: std::sync::Mutex::new(None),
     });
     let listener = crate::api::server::bind(&args.control_socket).with_context(|| {
         format!(

@@ -30,6 +30,7 @@
 //! # Ok::<(), microcloud::lab::LabError>(())
 //! ```
 
+mod agent;
 mod bringup;
 mod check;
 mod disks;
@@ -44,6 +45,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+pub use agent::{AGENT_READY_TIMEOUT, AGENT_SOCKET};
 pub use bringup::{Lab, LabSummary};
 pub use disks::{attached_under, parse_size, LoopDisk};
 pub use host::Host;

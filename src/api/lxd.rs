@@ -1,0 +1,329 @@
+//! The daemon's LXD endpoints: what this host's LXD is (`GET /1.0/lxd`, local and for the pinned
+//! initiator), joining it to a cluster on the initiator's request (`POST /1.0/lxd/join`, peer
+//! API, initiator only), the initiator's proxies to a selected joiner over the pinned channel,
+//! and the bootstrap result the initiator tells each joiner.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::https::Caller;
+use super::server::ApiState;
+use super::ApiError;
+use crate::services::lxd::{JoinSpec, LxdClient, LxdError, MemberConfigKey};
+use crate::trust::{Fingerprint, Role as PinRole};
+
+/// How long an LXD join may take on the joiner (dqlite replication included).
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long a joiner waits for the cluster certificate from the token's addresses.
+const CERT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What a host's LXD is, as the planner and the executor need it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LxdFacts {
+    /// The agent's (host's) name.
+    pub host: String,
+    /// The unix socket the agent reached LXD on.
+    pub socket: String,
+    pub version: String,
+    pub clustered: bool,
+    /// The member name when clustered.
+    pub member_name: Option<String>,
+    /// Storage drivers LXD can use here.
+    pub drivers: Vec<String>,
+}
+
+/// The initiator asks a joiner to join its LXD to the cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LxdJoinRequest {
+    /// The member name, which must be the joiner's own name.
+    pub server_name: String,
+    /// The joiner's cluster address (`IP:PORT`).
+    pub server_address: String,
+    /// LXD's join token (base64), issued for `server_name`.
+    pub token: String,
+    /// Member-specific keys of pools and networks that exist already.
+    #[serde(default)]
+    pub member_config: Vec<MemberConfigKey>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LxdJoinResponse {
+    /// False when this LXD was a member under that name already.
+    pub changed: bool,
+}
+
+/// How the bootstrap ended, as the initiator tells each joiner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootstrapResult {
+    pub initiator: String,
+    pub ok: bool,
+    pub message: String,
+}
+
+/// An error: status, message, and a machine-readable kind.
+pub struct LxdApiError(StatusCode, String, &'static str);
+
+impl IntoResponse for LxdApiError {
+    fn into_response(self) -> Response {
+        let body = ApiError {
+            error: self.1,
+            kind: Some(self.2.to_string()),
+        };
+        (self.0, Json(body)).into_response()
+    }
+}
+
+fn lxd_error(host: &str, doing: &str, e: LxdError) -> LxdApiError {
+    let (status, kind) = match &e {
+        LxdError::NoSocket { .. }
+        | LxdError::NotRunning { .. }
+        | LxdError::Connect { .. }
+        | LxdError::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "lxd_unavailable"),
+        LxdError::Conflict(_) => (StatusCode::CONFLICT, "lxd_conflict"),
+        LxdError::Token(_) | LxdError::Certificate { .. } => (StatusCode::BAD_REQUEST, "lxd_token"),
+        _ => (StatusCode::BAD_GATEWAY, "lxd_failed"),
+    };
+    LxdApiError(status, format!("{host}: {doing}: {e}"), kind)
+}
+
+/// This host's LXD client: the configured socket, else the usual places.
+pub fn client(explicit: Option<&std::path::Path>) -> Result<LxdClient, LxdError> {
+    LxdClient::discover(explicit)
+}
+
+/// Read this host's LXD facts.
+pub async fn facts(host: &str, socket: Option<&std::path::Path>) -> Result<LxdFacts, LxdError> {
+    let c = client(socket)?;
+    let server = c.server().await?;
+    let env = &server.environment;
+    Ok(LxdFacts {
+        host: host.to_string(),
+        socket: c.socket().display().to_string(),
+        version: env.server_version.clone(),
+        clustered: env.server_clustered,
+        member_name: env.server_clustered.then(|| env.server_name.clone()),
+        drivers: server
+            .storage_driver_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+    })
+}
+
+async fn local_facts(State(s): State<Arc<ApiState>>) -> Result<Json<LxdFacts>, LxdApiError> {
+    let name = &s.trust.name;
+    facts(name, s.lxd_socket.as_deref())
+        .await
+        .map(Json)
+        .map_err(|e| lxd_error(name, "reading LXD", e))
+}
+
+/// Only the initiator this host joined may drive its LXD.
+fn require_initiator(s: &ApiState, c: &Caller) -> Result<(), LxdApiError> {
+    let fp = Fingerprint::from_bytes(c.fingerprint);
+    match s.trust.pinned_role(&fp) {
+        Some(PinRole::Initiator) => Ok(()),
+        _ => Err(LxdApiError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "certificate {} is not the initiator {} joined through a session",
+                fp.short(),
+                s.trust.name
+            ),
+            "not_initiator",
+        )),
+    }
+}
+
+async fn peer_facts(
+    State(s): State<Arc<ApiState>>,
+    Extension(c): Extension<Caller>,
+) -> Result<Json<LxdFacts>, LxdApiError> {
+    require_initiator(&s, &c)?;
+    local_facts(State(s)).await
+}
+
+async fn peer_join(
+    State(s): State<Arc<ApiState>>,
+    Extension(c): Extension<Caller>,
+    Json(r): Json<LxdJoinRequest>,
+) -> Result<Json<LxdJoinResponse>, LxdApiError> {
+    require_initiator(&s, &c)?;
+    let name = s.trust.name.clone();
+    if r.server_name != name {
+        return Err(LxdApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{name}: asked to join as {:?}, but this host is {name:?}",
+                r.server_name
+            ),
+            "wrong_name",
+        ));
+    }
+    let span = tracing::info_span!("lxd_join", host = %name);
+    let _g = span.enter();
+    tracing::info!(address = %r.server_address, "joining the LXD cluster");
+    drop(_g);
+    let lxd = client(s.lxd_socket.as_deref())
+        .map_err(|e| lxd_error(&name, "finding LXD", e))?
+        .with_operation_timeout(JOIN_TIMEOUT);
+    let spec = JoinSpec::fetch(
+        &r.server_name,
+        &r.server_address,
+        &r.token,
+        r.member_config.clone(),
+        CERT_TIMEOUT,
+    )
+    .await
+    .map_err(|e| {
+        lxd_error(
+            &name,
+            "checking the cluster certificate against the token",
+            e,
+        )
+    })?;
+    let outcome = lxd
+        .ensure_joined(&spec)
+        .await
+        .map_err(|e| lxd_error(&name, "joining the LXD cluster", e))?;
+    tracing::info!(host = %name, changed = outcome.changed(), "joined the LXD cluster");
+    Ok(Json(LxdJoinResponse {
+        changed: outcome.changed(),
+    }))
+}
+
+async fn peer_result(
+    State(s): State<Arc<ApiState>>,
+    Extension(c): Extension<Caller>,
+    Json(r): Json<BootstrapResult>,
+) -> Result<Json<serde_json::Value>, LxdApiError> {
+    require_initiator(&s, &c)?;
+    if r.ok {
+        tracing::info!(initiator = %r.initiator, "bootstrap finished: {}", r.message);
+    } else {
+        tracing::warn!(initiator = %r.initiator, "bootstrap failed: {}", r.message);
+    }
+    *s.bootstrap_result.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+    Ok(Json(serde_json::json!({})))
+}
+
+async fn local_result(State(s): State<Arc<ApiState>>) -> Json<Option<BootstrapResult>> {
+    Json(
+        s.bootstrap_result
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
+    )
+}
+
+/// A selected joiner of this host's session: its peer address and certificate.
+fn selected(s: &ApiState, name: &str) -> Result<(SocketAddr, Fingerprint), LxdApiError> {
+    let view = s.trust.session_view().ok_or(LxdApiError(
+        StatusCode::NOT_FOUND,
+        "no session on this host: run `microcloud init` first".into(),
+        "no_session",
+    ))?;
+    view.joiners
+        .iter()
+        .find(|j| j.name == name && j.state == crate::trust::JoinerState::Selected)
+        .map(|j| {
+            (
+                SocketAddr::new(j.source, crate::daemon::DEFAULT_PEER_PORT),
+                j.fingerprint,
+            )
+        })
+        .ok_or_else(|| {
+            LxdApiError(
+                StatusCode::NOT_FOUND,
+                format!("{name} is not a selected member of this host's session"),
+                "unknown_member",
+            )
+        })
+}
+
+fn peer_failed(name: &str, doing: &str, e: impl std::fmt::Display) -> LxdApiError {
+    LxdApiError(
+        StatusCode::BAD_GATEWAY,
+        format!("{name}: {doing}: {e}"),
+        "peer_failed",
+    )
+}
+
+async fn proxy_facts(
+    State(s): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+) -> Result<Json<LxdFacts>, LxdApiError> {
+    let (addr, fp) = selected(&s, &name)?;
+    let c = s
+        .trust
+        .pinned_client(addr, &fp)
+        .map_err(|e| peer_failed(&name, "connecting", e))?;
+    c.get("/1.0/lxd")
+        .await
+        .map(Json)
+        .map_err(|e| peer_failed(&name, "reading its LXD", e))
+}
+
+async fn proxy_join(
+    State(s): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    Json(r): Json<LxdJoinRequest>,
+) -> Result<Json<LxdJoinResponse>, LxdApiError> {
+    let (addr, fp) = selected(&s, &name)?;
+    let c = s
+        .trust
+        .pinned_client(addr, &fp)
+        .map_err(|e| peer_failed(&name, "connecting", e))?
+        .with_timeout(JOIN_TIMEOUT + Duration::from_secs(20));
+    c.post("/1.0/lxd/join", &r)
+        .await
+        .map(Json)
+        .map_err(|e| peer_failed(&name, "joining the LXD cluster", e))
+}
+
+async fn proxy_result(
+    State(s): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    Json(r): Json<BootstrapResult>,
+) -> Result<Json<serde_json::Value>, LxdApiError> {
+    let (addr, fp) = selected(&s, &name)?;
+    let c = s
+        .trust
+        .pinned_client(addr, &fp)
+        .map_err(|e| peer_failed(&name, "connecting", e))?
+        .with_timeout(Duration::from_secs(10));
+    c.post("/1.0/bootstrap/result", &r)
+        .await
+        .map(Json)
+        .map_err(|e| peer_failed(&name, "telling it the bootstrap result", e))
+}
+
+/// The local API's LXD routes.
+pub fn local_routes() -> Router<Arc<ApiState>> {
+    Router::new()
+        .route("/1.0/lxd", get(local_facts))
+        .route("/1.0/bootstrap/result", get(local_result))
+        .route("/1.0/session/members/{name}/lxd", get(proxy_facts))
+        .route("/1.0/session/members/{name}/lxd/join", post(proxy_join))
+        .route(
+            "/1.0/session/members/{name}/bootstrap/result",
+            post(proxy_result),
+        )
+}
+
+/// The peer API's LXD routes (the initiator only).
+pub fn peer_routes(api: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/1.0/lxd", get(peer_facts))
+        .route("/1.0/lxd/join", post(peer_join))
+        .route("/1.0/bootstrap/result", post(peer_result))
+        .with_state(api)
+}

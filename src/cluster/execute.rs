@@ -1,0 +1,296 @@
+//! The bootstrap executor: carries out the steps of a plan against the initiator's LXD and,
+//! through the [`Joiners`] seam, each joiner's daemon. Every step looks first and changes only
+//! what differs, so a re-run after any failure resumes and a second run changes nothing. A
+//! failure names the host, the step and the cause; the joiner's unused token is revoked and
+//! every joiner is told how the bootstrap ended.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::Plan;
+use super::steps::{join_member_config, steps, Step};
+use crate::api::lxd::{BootstrapResult, LxdJoinRequest};
+use crate::services::lxd::{nic_device, LocalDriver, LxdClient, LxdError};
+use crate::services::Outcome;
+
+/// What the executor needs from the joiners' daemons (over the pinned channel in production).
+pub trait Joiners: Sync {
+    /// Ask `member`'s daemon to join its LXD with `req`; whether anything changed.
+    fn join(
+        &self,
+        member: &str,
+        req: &LxdJoinRequest,
+    ) -> impl Future<Output = Result<bool, String>> + Send;
+    /// Tell `member` how the bootstrap ended (best effort).
+    fn tell(
+        &self,
+        member: &str,
+        result: &BootstrapResult,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Progress, as it happens.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    Started {
+        index: usize,
+        total: usize,
+        host: &'a str,
+        step: &'a Step,
+    },
+    Finished {
+        host: &'a str,
+        step: &'a Step,
+        changed: bool,
+        elapsed: Duration,
+    },
+    Failed {
+        host: &'a str,
+        step: &'a Step,
+        error: &'a str,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepReport {
+    pub host: String,
+    #[serde(flatten)]
+    pub step: Step,
+    pub changed: bool,
+    pub elapsed_ms: u64,
+}
+
+/// What a bootstrap did, step by step.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub steps: Vec<StepReport>,
+}
+
+impl Report {
+    /// How many steps changed something.
+    pub fn changed(&self) -> usize {
+        self.steps.iter().filter(|s| s.changed).count()
+    }
+}
+
+/// A failed bootstrap: where, what, why, and what was done before.
+#[derive(Debug, thiserror::Error)]
+#[error("{host}: {what}: {cause}")]
+pub struct BootstrapError {
+    pub host: String,
+    pub what: String,
+    pub cause: String,
+    pub done: Report,
+}
+
+/// Description of the network while it is a plain bridge.
+pub const BRIDGE_DESCRIPTION: &str = "Bridge network (until OVN is set up)";
+
+fn pool_description(driver: &str) -> String {
+    LocalDriver::from_name(driver)
+        .map(LocalDriver::description)
+        .unwrap_or_else(|| format!("Local storage on {driver}"))
+}
+
+/// Carry out `plan`. `on` sees every step start and end.
+pub async fn execute<J: Joiners>(
+    lxd: &LxdClient,
+    joiners: &J,
+    plan: &Plan,
+    on: &mut (dyn FnMut(&Event<'_>) + Send),
+) -> Result<Report, BootstrapError> {
+    let steps = steps(plan).map_err(|cause| BootstrapError {
+        host: plan.initiator.clone(),
+        what: "planning the bootstrap".into(),
+        cause,
+        done: Report::default(),
+    })?;
+    let mut report = Report::default();
+    let total = steps.len();
+    for (index, step) in steps.iter().enumerate() {
+        let host = step.host(plan);
+        on(&Event::Started {
+            index,
+            total,
+            host,
+            step,
+        });
+        let t0 = Instant::now();
+        match run_step(lxd, joiners, plan, step).await {
+            Ok(outcome) => {
+                let elapsed = t0.elapsed();
+                on(&Event::Finished {
+                    host,
+                    step,
+                    changed: outcome.changed(),
+                    elapsed,
+                });
+                report.steps.push(StepReport {
+                    host: host.to_string(),
+                    step: step.clone(),
+                    changed: outcome.changed(),
+                    elapsed_ms: elapsed.as_millis() as u64,
+                });
+            }
+            Err(cause) => {
+                on(&Event::Failed {
+                    host,
+                    step,
+                    error: &cause,
+                });
+                let err = BootstrapError {
+                    host: host.to_string(),
+                    what: step.what(),
+                    cause,
+                    done: report,
+                };
+                tell_all(joiners, plan, false, &err.to_string()).await;
+                return Err(err);
+            }
+        }
+    }
+    let msg = format!(
+        "{} member(s) in the LXD cluster; {} of {} steps changed something",
+        plan.members.len(),
+        report.changed(),
+        report.steps.len()
+    );
+    tell_all(joiners, plan, true, &msg).await;
+    Ok(report)
+}
+
+/// Tell every joiner how it ended; one that cannot be told is logged, not fatal.
+async fn tell_all<J: Joiners>(joiners: &J, plan: &Plan, ok: bool, message: &str) {
+    let result = BootstrapResult {
+        initiator: plan.initiator.clone(),
+        ok,
+        message: message.to_string(),
+    };
+    for m in plan.members.iter().skip(1) {
+        if let Err(e) = joiners.tell(&m.name, &result).await {
+            tracing::warn!(member = %m.name, "could not tell it the bootstrap result: {e}");
+        }
+    }
+}
+
+fn lxd_err(e: LxdError) -> String {
+    e.to_string()
+}
+
+async fn run_step<J: Joiners>(
+    lxd: &LxdClient,
+    joiners: &J,
+    plan: &Plan,
+    step: &Step,
+) -> Result<Outcome, String> {
+    let none = BTreeMap::new();
+    match step {
+        Step::EnableClustering { member, address } => {
+            lxd.ensure_clustered(member, address).await.map_err(lxd_err)
+        }
+        Step::Join { member, address } => join(lxd, joiners, plan, member, address).await,
+        Step::PoolPending {
+            member,
+            pool,
+            driver,
+            source,
+            wipe,
+        } => lxd
+            .ensure_pool_pending_on(
+                member,
+                pool,
+                driver,
+                &pool_description(driver),
+                source,
+                *wipe,
+            )
+            .await
+            .map_err(lxd_err),
+        Step::PoolCreate { pool, driver } => lxd
+            .ensure_pool_created(pool, driver, &none, &pool_description(driver))
+            .await
+            .map_err(lxd_err),
+        Step::NetworkPending {
+            member,
+            network,
+            kind,
+        } => lxd
+            .ensure_network_pending_on(member, network, kind, BRIDGE_DESCRIPTION, &none)
+            .await
+            .map_err(lxd_err),
+        Step::NetworkCreate { network, kind } => lxd
+            .ensure_network_created(network, kind, &none, BRIDGE_DESCRIPTION)
+            .await
+            .map_err(lxd_err),
+        Step::Profile {
+            root_pool: Some(pool),
+            network,
+        } => lxd
+            .ensure_default_profile(pool, network)
+            .await
+            .map_err(lxd_err),
+        Step::Profile {
+            root_pool: None,
+            network,
+        } => {
+            let devices = BTreeMap::from([("eth0".to_string(), nic_device(network))]);
+            lxd.ensure_profile_devices("default", &devices, false)
+                .await
+                .map_err(lxd_err)
+        }
+    }
+}
+
+/// One joiner: a fresh token (none when it is a member already), handed to its daemon with the
+/// keys it must bring; on failure its token is revoked so no secret stays valid.
+async fn join<J: Joiners>(
+    lxd: &LxdClient,
+    joiners: &J,
+    plan: &Plan,
+    member: &str,
+    address: &str,
+) -> Result<Outcome, String> {
+    let Some(token) = lxd
+        .fresh_join_token(member)
+        .await
+        .map_err(|e| format!("issuing a join token: {e}"))?
+    else {
+        return Ok(Outcome::Unchanged);
+    };
+    let existing = lxd
+        .cluster()
+        .await
+        .map_err(|e| format!("reading the cluster's member keys: {e}"))?
+        .member_config;
+    let req = LxdJoinRequest {
+        server_name: member.to_string(),
+        server_address: address.to_string(),
+        token: token.encoded(),
+        member_config: join_member_config(plan, member, &existing),
+    };
+    match joiners.join(member, &req).await {
+        Ok(changed) => Ok(if changed {
+            Outcome::Changed
+        } else {
+            Outcome::Unchanged
+        }),
+        Err(e) => {
+            // The joiner may have joined after all (its daemon died while LXD went on).
+            let joined = lxd
+                .members()
+                .await
+                .map(|ms| ms.iter().any(|m| m.server_name == member))
+                .unwrap_or(false);
+            if !joined {
+                match lxd.revoke_join_tokens_for(member).await {
+                    Ok(n) => tracing::info!(member, revoked = n, "revoked its join token"),
+                    Err(re) => tracing::warn!(member, "revoking its join token: {re}"),
+                }
+            }
+            Err(e)
+        }
+    }
+}
