@@ -372,13 +372,15 @@ async fn inventories(
         name: s.trust.name.clone(),
         address: String::new(),
         fingerprint: s.trust.fingerprint().to_string(),
-        inventory: (**s.inventory.read().await).clone(),
+        inventory: (*s.fresh_inventory().await).clone(),
     }];
-    let selected: Vec<_> = view
+    // By name, so plans, progress and joins come in the same order on every run.
+    let mut selected: Vec<_> = view
         .joiners
         .into_iter()
         .filter(|j| j.state == crate::trust::JoinerState::Selected)
         .collect();
+    selected.sort_by(|a, b| a.name.cmp(&b.name));
     let fetches = selected.iter().map(|j| {
         let addr = SocketAddr::new(j.source, crate::daemon::DEFAULT_PEER_PORT);
         let trust = s.trust.clone();

@@ -69,7 +69,7 @@ pub struct BootstrapResult {
 }
 
 /// An error: status, message, and a machine-readable kind.
-pub struct LxdApiError(StatusCode, String, &'static str);
+pub struct LxdApiError(pub StatusCode, pub String, pub &'static str);
 
 impl IntoResponse for LxdApiError {
     fn into_response(self) -> Response {
@@ -127,7 +127,7 @@ async fn local_facts(State(s): State<Arc<ApiState>>) -> Result<Json<LxdFacts>, L
 }
 
 /// Only the initiator this host joined may drive its LXD.
-fn require_initiator(s: &ApiState, c: &Caller) -> Result<(), LxdApiError> {
+pub(super) fn require_initiator(s: &ApiState, c: &Caller) -> Result<(), LxdApiError> {
     let fp = Fingerprint::from_bytes(c.fingerprint);
     match s.trust.pinned_role(&fp) {
         Some(PinRole::Initiator) => Ok(()),
@@ -225,7 +225,7 @@ async fn local_result(State(s): State<Arc<ApiState>>) -> Json<Option<BootstrapRe
 }
 
 /// A selected joiner of this host's session: its peer address and certificate.
-fn selected(s: &ApiState, name: &str) -> Result<(SocketAddr, Fingerprint), LxdApiError> {
+pub(super) fn selected(s: &ApiState, name: &str) -> Result<(SocketAddr, Fingerprint), LxdApiError> {
     let view = s.trust.session_view().ok_or(LxdApiError(
         StatusCode::NOT_FOUND,
         "no session on this host: run `microcloud init` first".into(),
@@ -249,7 +249,7 @@ fn selected(s: &ApiState, name: &str) -> Result<(SocketAddr, Fingerprint), LxdAp
         })
 }
 
-fn peer_failed(name: &str, doing: &str, e: impl std::fmt::Display) -> LxdApiError {
+pub(super) fn peer_failed(name: &str, doing: &str, e: impl std::fmt::Display) -> LxdApiError {
     LxdApiError(
         StatusCode::BAD_GATEWAY,
         format!("{name}: {doing}: {e}"),

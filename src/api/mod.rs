@@ -2,6 +2,7 @@
 //! the client (in `microcloud`), over a unix socket only root can open.
 
 pub mod client;
+pub mod disks;
 pub mod https;
 pub mod local_trust;
 pub mod lxd;

@@ -223,7 +223,7 @@ async fn inventory(
             ),
         ));
     }
-    Ok(Json((**api.inventory.read().await).clone()))
+    Ok(Json((*api.fresh_inventory().await).clone()))
 }
 
 pub fn router(trust: Arc<TrustService>, api: Arc<super::server::ApiState>) -> Router {
@@ -242,5 +242,6 @@ pub fn router(trust: Arc<TrustService>, api: Arc<super::server::ApiState>) -> Ro
         .route("/1.0/join-record/redeem", post(redeem))
         .with_state(trust)
         .merge(pinned)
-        .merge(super::lxd::peer_routes(api_for_lxd))
+        .merge(super::lxd::peer_routes(api_for_lxd.clone()))
+        .merge(super::disks::peer_routes(api_for_lxd))
 }

@@ -26,6 +26,19 @@ pub struct ApiState {
     pub lxd_socket: Option<std::path::PathBuf>,
     /// On a joiner: how the initiator's last bootstrap ended.
     pub bootstrap_result: std::sync::Mutex<Option<super::lxd::BootstrapResult>>,
+    /// How this host is probed (for a fresh inventory on demand).
+    pub probe: crate::inventory::ProbeOptions,
+}
+
+impl ApiState {
+    /// Probe now and keep the result. Planning uses this rather than the cached inventory: a
+    /// filesystem written a moment ago must count (udev events may lag, and do not cross
+    /// network namespaces), because whether a disk is wiped depends on it.
+    pub async fn fresh_inventory(&self) -> Arc<Inventory> {
+        let inv = Arc::new(crate::inventory::probe_host(&self.probe).await);
+        *self.inventory.write().await = inv.clone();
+        inv
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,6 +74,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/1.0/peers/refresh", post(refresh))
         .merge(super::local_trust::routes())
         .merge(super::lxd::local_routes())
+        .merge(super::disks::local_routes())
         .with_state(state)
 }
 

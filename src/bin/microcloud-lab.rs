@@ -57,6 +57,9 @@ enum Cmd {
         /// Start LXD in every host (its own /var/lib/lxd) and wait until it is ready.
         #[arg(long)]
         lxd: bool,
+        /// Start microcloudd in every host (the one next to this binary), as systemd would.
+        #[arg(long)]
+        agents: bool,
         #[arg(short, long, value_enum, default_value_t)]
         format: Format,
     },
@@ -112,6 +115,7 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             disks,
             disk_size,
             lxd,
+            agents,
             format,
         } => {
             let size = parse_size(&disk_size)?;
@@ -135,6 +139,9 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             if lxd {
                 // A failure drops `lab` unpersisted, which tears it down with every LXD.
                 start_lxds(&lab)?;
+            }
+            if agents {
+                start_agents(&lab)?;
             }
             lab.persist();
             eprintln!(
@@ -208,6 +215,25 @@ fn start_lxds(lab: &Lab) -> anyhow::Result<()> {
         }
         first_err.map_or(Ok(()), |e| Err(e).context("starting LXD"))
     })
+}
+
+/// Start microcloudd in every host, left running past this process like the LXDs.
+fn start_agents(lab: &Lab) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()
+        .context("finding this binary")?
+        .with_file_name("microcloudd");
+    if !exe.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --bins)",
+            exe.display()
+        );
+    }
+    for h in lab.hosts() {
+        h.start_agent(&exe, &[])
+            .with_context(|| format!("{}: starting microcloudd", h.name()))?
+            .detach();
+    }
+    Ok(())
 }
 
 fn show(out: &mut impl std::io::Write, lab: &Lab, format: Format) -> anyhow::Result<()> {

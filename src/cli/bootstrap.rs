@@ -10,19 +10,38 @@ use anyhow::{bail, Context};
 
 use super::output::{write_structured, Format};
 use crate::api::client::Client;
+use crate::api::disks::{WipeRequest, WipeResponse};
 use crate::api::lxd::{BootstrapResult, LxdJoinRequest, LxdJoinResponse};
-use crate::cluster::execute::{execute, Event, Joiners, Report};
+use crate::cluster::execute::{execute, Event, Members, Report};
 use crate::preseed::Preseed;
 use crate::services::lxd::LxdClient;
 
-/// Joiners reached through this host's daemon.
-struct ViaDaemon<'a>(&'a Client);
+/// Members reached through this host's daemon (itself directly, joiners over the pinned
+/// channel).
+struct ViaDaemon<'a> {
+    client: &'a Client,
+    me: String,
+}
 
-impl Joiners for ViaDaemon<'_> {
+impl Members for ViaDaemon<'_> {
+    async fn wipe(&self, member: &str, path: &str) -> Result<bool, String> {
+        let uri = if member == self.me {
+            "/1.0/disks/wipe".to_string()
+        } else {
+            format!("/1.0/session/members/{member}/disks/wipe")
+        };
+        let r: WipeResponse = self
+            .client
+            .post_json(&uri, &WipeRequest { path: path.into() })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(r.changed)
+    }
+
     async fn join(&self, member: &str, req: &LxdJoinRequest) -> Result<bool, String> {
         let uri = format!("/1.0/session/members/{member}/lxd/join");
         let r: LxdJoinResponse = self
-            .0
+            .client
             .post_json(&uri, req)
             .await
             .map_err(|e| e.to_string())?;
@@ -31,7 +50,7 @@ impl Joiners for ViaDaemon<'_> {
 
     async fn tell(&self, member: &str, result: &BootstrapResult) -> Result<(), String> {
         let uri = format!("/1.0/session/members/{member}/bootstrap/result");
-        self.0
+        self.client
             .post_json::<_, serde_json::Value>(&uri, result)
             .await
             .map(|_| ())
@@ -87,7 +106,16 @@ pub async fn run(client: &Client, preseed: Option<&Preseed>, format: Format) -> 
         };
         let _ = writeln!(std::io::stderr(), "{line}");
     };
-    let result = execute(&lxd, &ViaDaemon(client), &plan, &mut on).await;
+    let result = execute(
+        &lxd,
+        &ViaDaemon {
+            client,
+            me: plan.initiator.clone(),
+        },
+        &plan,
+        &mut on,
+    )
+    .await;
     match result {
         Ok(report) => {
             writeln!(
@@ -99,10 +127,14 @@ pub async fn run(client: &Client, preseed: Option<&Preseed>, format: Format) -> 
             )?;
             print_report(format, &plan, &report)
         }
-        Err(e) => Err(anyhow::anyhow!(
-            "{e}\nNothing done so far is undone: fix the cause and run `microcloud init` again \
-             on every host; finished steps are skipped."
-        )),
+        Err(e) => {
+            writeln!(
+                err,
+                "Nothing done so far is undone: fix the cause and run `microcloud init` again on \
+                 every host; finished steps are skipped."
+            )?;
+            Err(e.into())
+        }
     }
 }
 

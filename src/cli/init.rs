@@ -159,7 +159,14 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
                 .await?;
             if args.dry_run {
                 let planned = super::plan_view::build(&client, preseed_doc.as_ref()).await;
-                tell_joiners(&client, &me.name, &chosen, "dry run: nothing was changed").await;
+                tell_joiners(
+                    &client,
+                    &me.name,
+                    &chosen,
+                    true,
+                    "dry run: nothing was changed",
+                )
+                .await;
                 let g = planned?;
                 for e in &g.lxd_errors {
                     eprintln!("warning: LXD did not answer, its drivers are unknown: {e}");
@@ -167,10 +174,24 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
                 return super::plan_view::render(args.format, &g.plan, true);
             }
             if args.trust_only {
-                tell_joiners(&client, &me.name, &chosen, "trusted; no bootstrap was run").await;
+                tell_joiners(
+                    &client,
+                    &me.name,
+                    &chosen,
+                    true,
+                    "trusted; no bootstrap was run",
+                )
+                .await;
                 return report(args.format, &chosen);
             }
-            super::bootstrap::run(&client, preseed_doc.as_ref(), args.format).await
+            let r = super::bootstrap::run(&client, preseed_doc.as_ref(), args.format).await;
+            if let Err(e) = &r {
+                // The executor tells joiners itself; this covers failures before it started.
+                if !e.is::<crate::cluster::execute::BootstrapError>() {
+                    tell_joiners(&client, &me.name, &chosen, false, &format!("{e:#}")).await;
+                }
+            }
+            r
         }
         Err(e) => {
             let reason = format!("the initiator stopped: {e:#}");
@@ -187,11 +208,11 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Tell the selected joiners that no bootstrap follows, so they stop waiting.
-async fn tell_joiners(client: &Client, me: &str, chosen: &[JoinerView], message: &str) {
+/// Tell the selected joiners how this ended when no bootstrap told them, so they stop waiting.
+async fn tell_joiners(client: &Client, me: &str, chosen: &[JoinerView], ok: bool, message: &str) {
     let result = crate::api::lxd::BootstrapResult {
         initiator: me.to_string(),
-        ok: true,
+        ok,
         message: message.to_string(),
     };
     for j in chosen {

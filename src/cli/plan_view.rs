@@ -85,9 +85,14 @@ async fn pool_sources(facts: &LxdFacts) -> BTreeMap<String, String> {
         return out;
     }
     let lxd = LxdClient::new(&facts.socket);
+    // Only a created pool fixes its disks; a pending one (a failed create) is planned afresh,
+    // so a disk still to be wiped is wiped.
     let Ok(Some(pool)) = lxd.storage_pool(LOCAL_POOL, None).await else {
         return out;
     };
+    if pool.status != crate::services::lxd::types::STATUS_CREATED {
+        return out;
+    }
     for member in &pool.locations {
         if let Ok(Some(p)) = lxd.storage_pool(LOCAL_POOL, Some(member)).await {
             let src = p

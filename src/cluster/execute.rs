@@ -1,5 +1,5 @@
 //! The bootstrap executor: carries out the steps of a plan against the initiator's LXD and,
-//! through the [`Joiners`] seam, each joiner's daemon. Every step looks first and changes only
+//! through the [`Members`] seam, each member's daemon (joins, consented wipes). Every step looks first and changes only
 //! what differs, so a re-run after any failure resumes and a second run changes nothing. A
 //! failure names the host, the step and the cause; the joiner's unused token is revoked and
 //! every joiner is told how the bootstrap ended.
@@ -16,8 +16,11 @@ use crate::api::lxd::{BootstrapResult, LxdJoinRequest};
 use crate::services::lxd::{nic_device, LocalDriver, LxdClient, LxdError};
 use crate::services::Outcome;
 
-/// What the executor needs from the joiners' daemons (over the pinned channel in production).
-pub trait Joiners: Sync {
+/// What the executor needs from the members' daemons (a joiner's over the pinned channel).
+pub trait Members: Sync {
+    /// Ask `member`'s daemon to wipe its disk `path` (consented in the plan); whether it had
+    /// anything to erase. The daemon refuses a disk in use.
+    fn wipe(&self, member: &str, path: &str) -> impl Future<Output = Result<bool, String>> + Send;
     /// Ask `member`'s daemon to join its LXD with `req`; whether anything changed.
     fn join(
         &self,
@@ -96,9 +99,9 @@ fn pool_description(driver: &str) -> String {
 }
 
 /// Carry out `plan`. `on` sees every step start and end.
-pub async fn execute<J: Joiners>(
+pub async fn execute<J: Members>(
     lxd: &LxdClient,
-    joiners: &J,
+    members: &J,
     plan: &Plan,
     on: &mut (dyn FnMut(&Event<'_>) + Send),
 ) -> Result<Report, BootstrapError> {
@@ -119,7 +122,7 @@ pub async fn execute<J: Joiners>(
             step,
         });
         let t0 = Instant::now();
-        match run_step(lxd, joiners, plan, step).await {
+        match run_step(lxd, members, plan, step).await {
             Ok(outcome) => {
                 let elapsed = t0.elapsed();
                 on(&Event::Finished {
@@ -147,7 +150,7 @@ pub async fn execute<J: Joiners>(
                     cause,
                     done: report,
                 };
-                tell_all(joiners, plan, false, &err.to_string()).await;
+                tell_all(members, plan, false, &err.to_string()).await;
                 return Err(err);
             }
         }
@@ -158,19 +161,19 @@ pub async fn execute<J: Joiners>(
         report.changed(),
         report.steps.len()
     );
-    tell_all(joiners, plan, true, &msg).await;
+    tell_all(members, plan, true, &msg).await;
     Ok(report)
 }
 
 /// Tell every joiner how it ended; one that cannot be told is logged, not fatal.
-async fn tell_all<J: Joiners>(joiners: &J, plan: &Plan, ok: bool, message: &str) {
+async fn tell_all<J: Members>(members: &J, plan: &Plan, ok: bool, message: &str) {
     let result = BootstrapResult {
         initiator: plan.initiator.clone(),
         ok,
         message: message.to_string(),
     };
     for m in plan.members.iter().skip(1) {
-        if let Err(e) = joiners.tell(&m.name, &result).await {
+        if let Err(e) = members.tell(&m.name, &result).await {
             tracing::warn!(member = %m.name, "could not tell it the bootstrap result: {e}");
         }
     }
@@ -180,9 +183,9 @@ fn lxd_err(e: LxdError) -> String {
     e.to_string()
 }
 
-async fn run_step<J: Joiners>(
+async fn run_step<J: Members>(
     lxd: &LxdClient,
-    joiners: &J,
+    members: &J,
     plan: &Plan,
     step: &Step,
 ) -> Result<Outcome, String> {
@@ -191,24 +194,36 @@ async fn run_step<J: Joiners>(
         Step::EnableClustering { member, address } => {
             lxd.ensure_clustered(member, address).await.map_err(lxd_err)
         }
-        Step::Join { member, address } => join(lxd, joiners, plan, member, address).await,
+        Step::Join { member, address } => join(lxd, members, plan, member, address).await,
         Step::PoolPending {
             member,
             pool,
             driver,
             source,
             wipe,
-        } => lxd
-            .ensure_pool_pending_on(
-                member,
-                pool,
-                driver,
-                &pool_description(driver),
-                source,
-                *wipe,
-            )
-            .await
-            .map_err(lxd_err),
+        } => {
+            // Wipe by the member's own daemon (it re-checks the disk; LXD 5.0 cannot wipe), and
+            // never once the pool exists there: on a re-run the disk holds the pool itself.
+            let mut wiped = false;
+            if *wipe && !pool_created_on(lxd, pool, member).await.map_err(lxd_err)? {
+                wiped = members
+                    .wipe(member, source)
+                    .await
+                    .map_err(|e| format!("wiping {source}: {e}"))?;
+            }
+            let defined = lxd
+                .ensure_pool_pending_on(
+                    member,
+                    pool,
+                    driver,
+                    &pool_description(driver),
+                    source,
+                    false,
+                )
+                .await
+                .map_err(lxd_err)?;
+            Ok(if wiped { Outcome::Changed } else { defined })
+        }
         Step::PoolCreate { pool, driver } => lxd
             .ensure_pool_created(pool, driver, &none, &pool_description(driver))
             .await
@@ -244,11 +259,19 @@ async fn run_step<J: Joiners>(
     }
 }
 
+/// Whether pool `pool` is created and has `member` among its locations.
+async fn pool_created_on(lxd: &LxdClient, pool: &str, member: &str) -> Result<bool, LxdError> {
+    Ok(lxd.storage_pool(pool, None).await?.is_some_and(|p| {
+        p.status == crate::services::lxd::types::STATUS_CREATED
+            && p.locations.iter().any(|l| l == member)
+    }))
+}
+
 /// One joiner: a fresh token (none when it is a member already), handed to its daemon with the
 /// keys it must bring; on failure its token is revoked so no secret stays valid.
-async fn join<J: Joiners>(
+async fn join<J: Members>(
     lxd: &LxdClient,
-    joiners: &J,
+    members: &J,
     plan: &Plan,
     member: &str,
     address: &str,
@@ -271,7 +294,7 @@ async fn join<J: Joiners>(
         token: token.encoded(),
         member_config: join_member_config(plan, member, &existing),
     };
-    match joiners.join(member, &req).await {
+    match members.join(member, &req).await {
         Ok(changed) => Ok(if changed {
             Outcome::Changed
         } else {

@@ -94,10 +94,6 @@ fn host_err(host: &str, message: impl Into<String>) -> PlanError {
     }
 }
 
-fn names_disk(d: &Disk, path: &str) -> bool {
-    d.name == path || d.path == path || d.stable_path == path || d.links.iter().any(|l| l == path)
-}
-
 /// Whether `d` may be used, with or without consent to wipe it.
 fn usable(d: &Disk, policy: &DiskPolicy, wipe: bool) -> Result<ChosenDisk, Vec<String>> {
     let reasons = disk_reasons(d, policy);
@@ -118,7 +114,7 @@ fn choose_explicit(h: &HostInput, c: &DiskChoice) -> Result<ChosenDisk, PlanErro
         .inventory
         .disks
         .iter()
-        .find(|d| names_disk(d, &c.path))
+        .find(|d| d.answers_to(&c.path))
         .ok_or_else(|| host_err(&h.name, format!("disk {} not found on this host", c.path)))?;
     usable(d, &h.policy, c.wipe).map_err(|reasons| {
         let hint = if !c.wipe && wipe_would_clear(d, &h.policy) {
@@ -139,7 +135,7 @@ fn choose_explicit(h: &HostInput, c: &DiskChoice) -> Result<ChosenDisk, PlanErro
 
 /// The disk the pool already has on `h`: named as the inventory names it when found.
 fn existing_pool_disk(h: &HostInput, src: &str) -> ChosenDisk {
-    let d = h.inventory.disks.iter().find(|d| names_disk(d, src));
+    let d = h.inventory.disks.iter().find(|d| d.answers_to(src));
     ChosenDisk {
         path: src.to_string(),
         name: d.map_or_else(|| src.to_string(), |d| d.name.clone()),
@@ -188,8 +184,10 @@ fn choose_local(
         }
         out.push(chosen);
     }
+    // Members whose disk the existing pool fixed count as matched (a re-run plans as the first).
+    let fixed = hosts.iter().filter(|h| h.pool_source.is_some()).count() as u64;
     for (i, f) in local.filters.iter().enumerate() {
-        let n = taken_per_filter[i];
+        let n = taken_per_filter[i] + fixed;
         let min = f.find_min.unwrap_or(1);
         if n < min {
             return Err(PlanError::Plan(format!(
@@ -511,6 +509,40 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("storage.local[0].find"), "{e}");
+    }
+
+    #[test]
+    fn a_rerun_keeps_the_disks_the_pool_already_uses_without_wiping() {
+        // The pool's btrfs now sits on each member's disk: ineligible for a fresh choice.
+        let mut used = disk("vdb");
+        used.signatures.push(Signature {
+            kind: "btrfs".into(),
+            usage: Some("filesystem".into()),
+            uuid: None,
+            label: None,
+            offset: None,
+        });
+        let mut hosts = vec![
+            host("m1", 1, vec![used.clone()]),
+            host("m2", 2, vec![used.clone()]),
+        ];
+        let choice = LocalChoice {
+            explicit: Default::default(),
+            filters: vec![filt("size > 1GiB", false)],
+        };
+        assert!(plan(&hosts, &choice).is_err());
+        for h in &mut hosts {
+            h.pool_source = Some("/dev/vdb".into());
+        }
+        let p = plan(&hosts, &choice).unwrap();
+        for m in &p.members {
+            let d = m.local_disk.as_ref().unwrap();
+            assert_eq!(
+                (d.path.as_str(), d.name.as_str(), d.wipe),
+                ("/dev/vdb", "vdb", false)
+            );
+        }
+        assert_eq!(p.local_pool_driver.as_deref(), Some("btrfs"));
     }
 
     #[test]

@@ -121,6 +121,7 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
         trust: trust.clone(),
         lxd_socket: cfg.services.lxd_socket.clone(),
         bootstrap_result: std::sync::Mutex::new(None),
+        probe: probe_opts.clone(),
     });
     let listener = crate::api::server::bind(&args.control_socket).with_context(|| {
         format!(

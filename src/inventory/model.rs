@@ -249,3 +249,13 @@ pub struct Disk {
     pub eligible: bool,
     pub reasons: Vec<String>,
 }
+
+impl Disk {
+    /// Whether `path` names this disk: its kernel name, `/dev` path, stable path or a link.
+    pub fn answers_to(&self, path: &str) -> bool {
+        self.name == path
+            || self.path == path
+            || self.stable_path == path
+            || self.links.iter().any(|l| l == path)
+    }
+}

@@ -20,6 +20,8 @@ impl Host {
     /// and wait until its control socket answers inside the host.
     pub fn start_agent(&self, exe: &Path, extra: &[&str]) -> Result<LabProcess, LabError> {
         let started = Instant::now();
+        // A killed agent leaves its socket behind; waiting for it would return at once.
+        self.sh(&format!("rm -f {AGENT_SOCKET}"))?;
         let mut cmd = Command::new(exe);
         cmd.args(["--name", self.name()]).args(extra);
         let mut p = self.spawn(&cmd)?;

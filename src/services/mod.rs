@@ -8,6 +8,7 @@
 //! resumes where the last one stopped and a second run changes nothing.
 
 pub mod lxd;
+pub mod wipe;
 
 /// What an `ensure_*` helper did. The executor prints it per host and step, and tests use it to
 /// prove that a second run is a no-op.
