@@ -14,7 +14,7 @@ use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::https::Caller;
-use super::lxd::{peer_failed, require_initiator, selected, LxdApiError};
+use super::lxd::{peer_failed, pinned_for, require_initiator, LxdApiError};
 use super::server::ApiState;
 use crate::inventory::rules::disk::{disk_reasons, wipe_would_clear};
 use crate::inventory::DiskPolicy;
@@ -124,12 +124,7 @@ async fn proxy_wipe(
     Path(name): Path<String>,
     Json(r): Json<WipeRequest>,
 ) -> Result<Json<WipeResponse>, LxdApiError> {
-    let (addr, fp) = selected(&s, &name)?;
-    let c = s
-        .trust
-        .pinned_client(addr, &fp)
-        .map_err(|e| peer_failed(&name, "connecting", e))?
-        .with_timeout(Duration::from_secs(120));
+    let c = pinned_for(&s, &name, Duration::from_secs(120))?;
     c.post("/1.0/disks/wipe", &r)
         .await
         .map(Json)

@@ -225,7 +225,7 @@ async fn local_result(State(s): State<Arc<ApiState>>) -> Json<Option<BootstrapRe
 }
 
 /// A selected joiner of this host's session: its peer address and certificate.
-pub(super) fn selected(s: &ApiState, name: &str) -> Result<(SocketAddr, Fingerprint), LxdApiError> {
+fn selected(s: &ApiState, name: &str) -> Result<(SocketAddr, Fingerprint), LxdApiError> {
     let view = s.trust.session_view().ok_or(LxdApiError(
         StatusCode::NOT_FOUND,
         "no session on this host: run `microcloud init` first".into(),
@@ -257,15 +257,24 @@ pub(super) fn peer_failed(name: &str, doing: &str, e: impl std::fmt::Display) ->
     )
 }
 
+/// A client for selected joiner `name` over the pinned channel, with `timeout` per call.
+pub(super) fn pinned_for(
+    s: &ApiState,
+    name: &str,
+    timeout: Duration,
+) -> Result<crate::api::https::PeerClient, LxdApiError> {
+    let (addr, fp) = selected(s, name)?;
+    Ok(s.trust
+        .pinned_client(addr, &fp)
+        .map_err(|e| peer_failed(name, "connecting", e))?
+        .with_timeout(timeout))
+}
+
 async fn proxy_facts(
     State(s): State<Arc<ApiState>>,
     Path(name): Path<String>,
 ) -> Result<Json<LxdFacts>, LxdApiError> {
-    let (addr, fp) = selected(&s, &name)?;
-    let c = s
-        .trust
-        .pinned_client(addr, &fp)
-        .map_err(|e| peer_failed(&name, "connecting", e))?;
+    let c = pinned_for(&s, &name, Duration::from_secs(30))?;
     c.get("/1.0/lxd")
         .await
         .map(Json)
@@ -277,12 +286,7 @@ async fn proxy_join(
     Path(name): Path<String>,
     Json(r): Json<LxdJoinRequest>,
 ) -> Result<Json<LxdJoinResponse>, LxdApiError> {
-    let (addr, fp) = selected(&s, &name)?;
-    let c = s
-        .trust
-        .pinned_client(addr, &fp)
-        .map_err(|e| peer_failed(&name, "connecting", e))?
-        .with_timeout(JOIN_TIMEOUT + Duration::from_secs(20));
+    let c = pinned_for(&s, &name, JOIN_TIMEOUT + Duration::from_secs(20))?;
     c.post("/1.0/lxd/join", &r)
         .await
         .map(Json)
@@ -294,12 +298,7 @@ async fn proxy_result(
     Path(name): Path<String>,
     Json(r): Json<BootstrapResult>,
 ) -> Result<Json<serde_json::Value>, LxdApiError> {
-    let (addr, fp) = selected(&s, &name)?;
-    let c = s
-        .trust
-        .pinned_client(addr, &fp)
-        .map_err(|e| peer_failed(&name, "connecting", e))?
-        .with_timeout(Duration::from_secs(10));
+    let c = pinned_for(&s, &name, Duration::from_secs(10))?;
     c.post("/1.0/bootstrap/result", &r)
         .await
         .map(Json)

@@ -11,9 +11,10 @@ use anyhow::{bail, Context};
 use super::output::{write_structured, Format};
 use crate::api::client::Client;
 use crate::api::disks::{WipeRequest, WipeResponse};
+use crate::api::local_trust::MemberInventory;
 use crate::api::lxd::{BootstrapResult, LxdJoinRequest, LxdJoinResponse};
 use crate::cluster::execute::{execute, Event, Members, Report};
-use crate::preseed::Preseed;
+use crate::cluster::plan::LocalChoice;
 use crate::services::lxd::LxdClient;
 
 /// Members reached through this host's daemon (itself directly, joiners over the pinned
@@ -59,8 +60,13 @@ impl Members for ViaDaemon<'_> {
 }
 
 /// Plan and bootstrap the cluster from this (the initiator's) session.
-pub async fn run(client: &Client, preseed: Option<&Preseed>, format: Format) -> anyhow::Result<()> {
-    let gathered = super::plan_view::build(client, preseed).await?;
+pub async fn run(
+    client: &Client,
+    members: Vec<MemberInventory>,
+    local: &LocalChoice,
+    format: Format,
+) -> anyhow::Result<()> {
+    let gathered = super::plan_view::build(client, members, local).await?;
     if !gathered.lxd_errors.is_empty() {
         bail!(
             "LXD must answer on every member before the bootstrap:\n  {}",

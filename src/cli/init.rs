@@ -13,7 +13,10 @@ use anyhow::{bail, Context};
 use super::join::{run_join, JoinArgs};
 use super::output::{table, write_structured, Format};
 use crate::api::client::Client;
-use crate::api::local_trust::{EndRequest, Identity, OpenRequest, OpenResponse, SelectRequest};
+use crate::api::local_trust::{
+    EndRequest, Identity, MemberInventory, OpenRequest, OpenResponse, SelectRequest,
+};
+use crate::cluster::plan::LocalChoice;
 use crate::daemon::trust::SessionView;
 use crate::inventory::Inventory;
 use crate::preseed::validate::Role;
@@ -52,6 +55,11 @@ pub struct InitArgs {
     /// `microcloud init` forms the cluster).
     #[arg(long, conflicts_with = "dry_run")]
     pub trust_only: bool,
+
+    /// The local pool's disk on MEMBER (repeatable, one per member; never wiped). Without a
+    /// preseed or this, `init` asks on the terminal.
+    #[arg(long = "local-disk", value_name = "MEMBER=DISK")]
+    pub local_disk: Vec<String>,
 
     /// Output format of the final report.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
@@ -157,8 +165,27 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
                     },
                 )
                 .await?;
+            if args.trust_only {
+                tell_joiners(
+                    &client,
+                    &me.name,
+                    &chosen,
+                    true,
+                    "trusted; no bootstrap was run",
+                )
+                .await;
+                return report(args.format, &chosen);
+            }
+            let (members, local) =
+                match choose_disks(&client, args, preseed_doc.as_ref(), interactive).await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tell_joiners(&client, &me.name, &chosen, false, &format!("{e:#}")).await;
+                        return Err(e);
+                    }
+                };
             if args.dry_run {
-                let planned = super::plan_view::build(&client, preseed_doc.as_ref()).await;
+                let planned = super::plan_view::build(&client, members, &local).await;
                 tell_joiners(
                     &client,
                     &me.name,
@@ -173,18 +200,7 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
                 }
                 return super::plan_view::render(args.format, &g.plan, true);
             }
-            if args.trust_only {
-                tell_joiners(
-                    &client,
-                    &me.name,
-                    &chosen,
-                    true,
-                    "trusted; no bootstrap was run",
-                )
-                .await;
-                return report(args.format, &chosen);
-            }
-            let r = super::bootstrap::run(&client, preseed_doc.as_ref(), args.format).await;
+            let r = super::bootstrap::run(&client, members, &local, args.format).await;
             if let Err(e) = &r {
                 // The executor tells joiners itself; this covers failures before it started.
                 if !e.is::<crate::cluster::execute::BootstrapError>() {
@@ -206,6 +222,26 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
             Err(e)
         }
     }
+}
+
+/// The members' inventories and the local disks: from the preseed, `--local-disk`, or asked.
+async fn choose_disks(
+    client: &Client,
+    args: &InitArgs,
+    preseed: Option<&crate::preseed::Preseed>,
+    interactive: bool,
+) -> anyhow::Result<(Vec<MemberInventory>, LocalChoice)> {
+    let members = super::plan_view::inventories(client).await?;
+    let local = if preseed.is_some() {
+        super::plan_view::local_choice(preseed)
+    } else if !args.local_disk.is_empty() {
+        super::disk_prompt::from_flags(&args.local_disk)?
+    } else if interactive {
+        super::disk_prompt::ask(&members)?
+    } else {
+        LocalChoice::default()
+    };
+    Ok((members, local))
 }
 
 /// Tell the selected joiners how this ended when no bootstrap told them, so they stop waiting.

@@ -2,6 +2,7 @@
 
 pub mod bootstrap;
 pub mod discover;
+pub mod disk_prompt;
 pub mod init;
 pub mod inventory;
 pub mod join;
@@ -18,8 +19,9 @@ use clap::{Parser, Subcommand};
     version,
     about = "Turn a few Linux machines into one LXD cluster, driven by exact hardware facts",
     long_about = "microcloud inspects this host's hardware as the kernel reports it (rtnetlink, \
-udev, libblkid) and, in later versions, bootstraps an LXD cluster with Ceph storage and OVN \
-networking across the hosts it discovers. Every device it refuses comes with the reason."
+udev, libblkid), finds the other hosts with mDNS, establishes trust with a passphrase, and \
+bootstraps an LXD cluster across them (OVN networking and Ceph storage come later). Every \
+device it refuses comes with the reason."
 )]
 pub struct Cli {
     /// Config file shared with microcloudd (YAML; keys are the long flag names).
@@ -47,11 +49,13 @@ pub enum Command {
     /// List the microcloud agents found with mDNS on this host's link-local subnets. Untrusted:
     /// anyone on the LAN can advertise.
     Discover(discover::DiscoverArgs),
-    /// Start forming a cluster on this host: open a trust session, let the other hosts join
-    /// with its passphrase, and select them after comparing verification codes.
+    /// Form a cluster from this host: open a trust session, let the other hosts join with its
+    /// passphrase, select them after comparing verification codes, then plan and bootstrap
+    /// LXD on every member (clustering, the local pool, the network, the default profile).
     Init(init::InitArgs),
     /// Join the session an initiator opened: enter its passphrase, compare the verification
-    /// code, and wait to be selected.
+    /// code, wait to be selected, then for the initiator to form the cluster (it drives this
+    /// host's LXD through this host's microcloudd).
     Join(join::JoinArgs),
     /// Run `init` from a MicroCloud preseed read on standard input (the same YAML on every
     /// host; each takes its role from it).
@@ -84,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 lookup_timeout: 60,
                 dry_run,
                 trust_only: false,
+                local_disk: vec![],
                 format,
             },
         ),

@@ -108,8 +108,17 @@ async fn pool_sources(facts: &LxdFacts) -> BTreeMap<String, String> {
     out
 }
 
-pub async fn build(client: &Client, preseed: Option<&Preseed>) -> anyhow::Result<Gathered> {
-    let members: Vec<MemberInventory> = client.get("/1.0/session/inventories").await?;
+/// This host's and every selected joiner's fresh inventory (this host first).
+pub async fn inventories(client: &Client) -> anyhow::Result<Vec<MemberInventory>> {
+    Ok(client.get("/1.0/session/inventories").await?)
+}
+
+/// Plan from the members' inventories, their LXD facts and the disk choices.
+pub async fn build(
+    client: &Client,
+    members: Vec<MemberInventory>,
+    local: &LocalChoice,
+) -> anyhow::Result<Gathered> {
     let facts = lxd_facts(client, &members).await;
     let initiator_lxd = facts.first().and_then(|f| f.as_ref().ok()).cloned();
     let sources = match &initiator_lxd {
@@ -142,7 +151,7 @@ pub async fn build(client: &Client, preseed: Option<&Preseed>) -> anyhow::Result
         });
     }
     Ok(Gathered {
-        plan: plan(&hosts, &local_choice(preseed))?,
+        plan: plan(&hosts, local)?,
         lxd: initiator_lxd,
         lxd_errors,
     })
