@@ -368,3 +368,57 @@ fn a_joiner_daemon_killed_mid_join_is_named_the_others_are_told_and_a_rerun_conv
         assert_cluster(&c, i, 3);
     }
 }
+
+#[test]
+fn an_operator_bootstraps_two_hosts_interactively_and_confirms_a_wipe() {
+    let t = "an_operator_bootstraps_interactively";
+    if !common::privileged(t) || !lxd_installed(t) {
+        return;
+    }
+    let c = Cloud::up("bi", 2);
+    // micro02's disk carries ext4: offered only for wiping, with a typed confirmation.
+    common::run("mkfs.ext4", &["-q", &c.disk(1)]);
+    common::run("udevadm", &["settle"]);
+    let mut init = c
+        .host(0)
+        .wrap(&std::process::Command::new(common::bin("microcloud")));
+    init.args(["init", "--session-passphrase", PASS]);
+    let mut pty = rexpect::session::spawn_command(init, Some(60_000)).expect("init in a pty");
+    pty.exp_string(PASS).expect("passphrase shown");
+    let exe = common::bin("microcloud");
+    let exe = exe.to_str().unwrap();
+    let joiner = std::thread::scope(|s| {
+        let j = s.spawn(|| c.host(1).run(exe, ["join", "--passphrase", PASS]).unwrap());
+        pty.exp_regex(r"\s1\s+micro02\s").expect("micro02 listed");
+        pty.send_line("1").unwrap();
+        pty.exp_string("Disks for the local storage pool")
+            .expect("asked for disks");
+        let (_, row) = pty
+            .exp_regex(r"\s(\d+)\s+micro01\s+\S+")
+            .expect("micro01's disk offered");
+        let r1 = row.split_whitespace().next().unwrap().to_string();
+        let (_, row) = pty
+            .exp_regex(r"\s(\d+)\s+micro02\s+\S+\s+\S+ \S+\s+WIPE: [^\n]*ext4")
+            .expect("micro02's disk offered for wiping, saying what is on it");
+        let r2 = row.split_whitespace().next().unwrap().to_string();
+        pty.exp_string("Rows to use").unwrap();
+        pty.send_line(&r1).unwrap();
+        pty.exp_string("no disk chosen for micro02")
+            .expect("one disk per member");
+        pty.send_line(&format!("{r1},{r2}")).unwrap();
+        pty.exp_string("Type `wipe` to erase it").unwrap();
+        pty.send_line("wipe").unwrap();
+        pty.exp_string("Bootstrap complete")
+            .unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
+        j.join().unwrap()
+    });
+    assert!(joiner.status.success(), "{}", text(&joiner));
+    assert!(
+        String::from_utf8_lossy(&joiner.stdout).contains("2 member(s) in the LXD cluster"),
+        "{}",
+        text(&joiner)
+    );
+    for i in 0..2 {
+        assert_cluster(&c, i, 2);
+    }
+}

@@ -4,7 +4,7 @@
 //! without a terminal.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 
 use anyhow::{bail, Context};
 
@@ -100,8 +100,11 @@ pub fn from_flags(flags: &[String]) -> anyhow::Result<LocalChoice> {
     })
 }
 
-/// Ask on the terminal. `None`: no local pool.
-pub fn ask(members: &[MemberInventory]) -> anyhow::Result<LocalChoice> {
+/// Ask on the terminal (its lines come from `lines`); an empty choice means no local pool.
+pub async fn ask(
+    members: &[MemberInventory],
+    lines: &mut tokio::sync::mpsc::Receiver<String>,
+) -> anyhow::Result<LocalChoice> {
     let cands = candidates(members)?;
     let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
     let mut err = std::io::stderr();
@@ -134,17 +137,15 @@ pub fn ask(members: &[MemberInventory]) -> anyhow::Result<LocalChoice> {
             c.size.map_or("-".into(), format_size)
         )?;
     }
-    let stdin = std::io::stdin();
     loop {
         write!(
             err,
             "Rows to use (e.g. 1,3,5), or `none` for no local pool: "
         )?;
         err.flush()?;
-        let mut line = String::new();
-        if stdin.lock().read_line(&mut line)? == 0 {
+        let Some(line) = lines.recv().await else {
             bail!("standard input closed before the disks were chosen");
-        }
+        };
         let rows = match parse_rows(&line, &cands, &names) {
             Ok(r) => r,
             Err(e) => {
@@ -165,8 +166,7 @@ pub fn ask(members: &[MemberInventory]) -> anyhow::Result<LocalChoice> {
                     c.erases.join("; ")
                 )?;
                 err.flush()?;
-                let mut answer = String::new();
-                stdin.lock().read_line(&mut answer)?;
+                let answer = lines.recv().await.unwrap_or_default();
                 if answer.trim() != "wipe" {
                     bail!("{} on {} not wiped: nothing was changed", c.path, c.member);
                 }

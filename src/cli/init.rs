@@ -128,6 +128,12 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
             "no terminal to select joiners on: give --select NAME (repeatable) or --preseed FILE"
         );
     }
+    // Without a terminal nothing reads standard input (a preseed may have come on it).
+    let mut lines = if interactive {
+        stdin_lines()
+    } else {
+        tokio::sync::mpsc::channel(1).1
+    };
     let opened: OpenResponse = client
         .post_json(
             "/1.0/session",
@@ -151,7 +157,7 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
     )?;
 
     let outcome = tokio::select! {
-        r = select_phase(&client, expected.as_deref(), Duration::from_secs(lookup_timeout)) => r,
+        r = select_phase(&client, expected.as_deref(), Duration::from_secs(lookup_timeout), &mut lines) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
     match outcome {
@@ -177,7 +183,9 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
                 return report(args.format, &chosen);
             }
             let (members, local) =
-                match choose_disks(&client, args, preseed_doc.as_ref(), interactive).await {
+                match choose_disks(&client, args, preseed_doc.as_ref(), interactive, &mut lines)
+                    .await
+                {
                     Ok(x) => x,
                     Err(e) => {
                         tell_joiners(&client, &me.name, &chosen, false, &format!("{e:#}")).await;
@@ -230,6 +238,7 @@ async fn choose_disks(
     args: &InitArgs,
     preseed: Option<&crate::preseed::Preseed>,
     interactive: bool,
+    lines: &mut tokio::sync::mpsc::Receiver<String>,
 ) -> anyhow::Result<(Vec<MemberInventory>, LocalChoice)> {
     let members = super::plan_view::inventories(client).await?;
     let local = if preseed.is_some() {
@@ -237,7 +246,7 @@ async fn choose_disks(
     } else if !args.local_disk.is_empty() {
         super::disk_prompt::from_flags(&args.local_disk)?
     } else if interactive {
-        super::disk_prompt::ask(&members)?
+        super::disk_prompt::ask(&members, lines).await?
     } else {
         LocalChoice::default()
     };
@@ -274,21 +283,28 @@ pub fn read_preseed(path: &Path) -> anyhow::Result<String> {
 }
 
 /// Show joiners and events as they come; return the selected joiners.
+/// The terminal's lines, read on a thread for the whole of `init`: one reader, so the answer
+/// to a later question is never swallowed by an earlier one's reader.
+fn stdin_lines() -> tokio::sync::mpsc::Receiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(1);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 async fn select_phase(
     client: &Client,
     expected: Option<&[String]>,
     lookup: Duration,
+    line_rx: &mut tokio::sync::mpsc::Receiver<String>,
 ) -> anyhow::Result<Vec<JoinerView>> {
-    let (line_tx, mut line_rx) = tokio::sync::mpsc::channel::<String>(1);
     if expected.is_none() {
-        std::thread::spawn(move || {
-            for line in std::io::stdin().lines() {
-                let Ok(line) = line else { break };
-                if line_tx.blocking_send(line).is_err() {
-                    break;
-                }
-            }
-        });
         eprintln!("Joiners appear below as they prove the passphrase. Compare each code with the one shown on that host.");
         eprintln!("Type the numbers to add (e.g. `1,3` or `all`) and press Enter; Ctrl-C aborts.");
     } else {
