@@ -13,9 +13,8 @@ use crate::inventory::model::Disk;
 use crate::inventory::rules::disk::{disk_reasons, wipe_would_clear};
 use crate::inventory::{DiskPolicy, Inventory};
 use crate::preseed::schema::{DiskChoice, DiskFilter};
+use crate::services::lxd::{choose_common_driver, LocalDriver};
 
-/// Driver preference for the `local` pool (MicroCloud: zfs where usable, else btrfs, lvm, dir).
-pub const DRIVER_PREFERENCE: &[&str] = &["zfs", "btrfs", "lvm", "dir"];
 pub const LOCAL_POOL: &str = "local";
 /// Without OVN the network is a managed bridge per member, named as LXD names its own (MicroCloud
 /// falls back to a fan bridge, which needs the Ubuntu fan module). Not `default`: an interface
@@ -207,16 +206,18 @@ fn choose_local(
     Ok(out)
 }
 
-/// The best driver every member supports (hosts that report nothing do not constrain).
+/// The best driver every member supports (hosts that report nothing do not constrain; with
+/// none known, the most preferred).
 pub fn common_driver(hosts: &[HostInput]) -> Option<String> {
-    DRIVER_PREFERENCE
+    let known: Vec<&[String]> = hosts
         .iter()
-        .find(|d| {
-            hosts
-                .iter()
-                .all(|h| h.drivers.is_empty() || h.drivers.iter().any(|x| x == *d))
-        })
-        .map(|d| d.to_string())
+        .map(|h| h.drivers.as_slice())
+        .filter(|d| !d.is_empty())
+        .collect();
+    if known.is_empty() {
+        return Some(LocalDriver::PREFERENCE[0].as_str().to_string());
+    }
+    choose_common_driver(&known).map(|d| d.as_str().to_string())
 }
 
 /// Build the plan. `hosts[0]` is the initiator.

@@ -72,14 +72,14 @@ pub fn choose_local_driver<'a>(
 
 /// The best local driver every host supports (each inner list is one host's drivers); `None`
 /// for no hosts or no driver in common.
-pub fn choose_common_driver<S: AsRef<str>>(hosts: &[Vec<S>]) -> Option<LocalDriver> {
+pub fn choose_common_driver<H: AsRef<[S]>, S: AsRef<str>>(hosts: &[H]) -> Option<LocalDriver> {
     if hosts.is_empty() {
         return None;
     }
     LocalDriver::PREFERENCE.into_iter().find(|d| {
         hosts
             .iter()
-            .all(|h| h.iter().any(|name| name.as_ref() == d.as_str()))
+            .all(|h| h.as_ref().iter().any(|name| name.as_ref() == d.as_str()))
     })
 }
 
@@ -117,7 +117,7 @@ mod tests {
         assert_eq!(choose_common_driver(&hosts), Some(LocalDriver::Btrfs));
         let disjoint = vec![vec!["zfs"], vec!["lvm"]];
         assert_eq!(choose_common_driver(&disjoint), None);
-        assert_eq!(choose_common_driver::<&str>(&[]), None);
+        assert_eq!(choose_common_driver::<Vec<&str>, &str>(&[]), None);
         let owned = vec![vec!["dir".to_string()]];
         assert_eq!(choose_common_driver(&owned), Some(LocalDriver::Dir));
     }
