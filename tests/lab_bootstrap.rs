@@ -294,6 +294,32 @@ fn three_hosts_from_a_preseed_wipe_only_with_consent_and_a_rerun_changes_nothing
     for i in 0..3 {
         assert_cluster(&c, i, 3);
     }
+
+    // Once micro03 has been told the bootstrap ended, its initiator may no longer wipe there.
+    let body = format!("{{\"path\":\"{}\"}}", c.disk(2));
+    let out = c
+        .host(0)
+        .run(
+            "curl",
+            [
+                "-sS",
+                "--unix-socket",
+                microcloud::lab::AGENT_SOCKET,
+                "-X",
+                "POST",
+                "-d",
+                &body,
+                "-H",
+                "Content-Type: application/json",
+                "http://microcloudd/1.0/session/members/micro03/disks/wipe",
+            ],
+        )
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.contains("has ended"), "{answer}");
+    assert!(answer.contains("403"), "{answer}");
+    let fs = common::run("blkid", &["-p", "-o", "value", "-s", "TYPE", &c.disk(2)]);
+    assert_eq!(fs.trim(), "btrfs");
 }
 
 #[test]

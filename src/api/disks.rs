@@ -115,7 +115,7 @@ async fn peer_wipe(
     Extension(c): Extension<Caller>,
     Json(r): Json<WipeRequest>,
 ) -> Result<Json<WipeResponse>, LxdApiError> {
-    require_initiator(&s, &c)?;
+    require_initiator(&s, &c, true)?;
     wipe_here(&s, &r.path).await.map(Json)
 }
 

@@ -126,28 +126,57 @@ async fn local_facts(State(s): State<Arc<ApiState>>) -> Result<Json<LxdFacts>, L
         .map_err(|e| lxd_error(name, "reading LXD", e))
 }
 
-/// Only the initiator this host joined may drive its LXD.
-pub(super) fn require_initiator(s: &ApiState, c: &Caller) -> Result<(), LxdApiError> {
+/// Only the initiator of this host's current join, which selected it, may read or drive its
+/// LXD; with `changes`, only until it has told how the bootstrap ended. A pin alone is not
+/// enough: an initiator of long ago must not wipe disks here today.
+pub(super) fn require_initiator(
+    s: &ApiState,
+    c: &Caller,
+    changes: bool,
+) -> Result<(), LxdApiError> {
     let fp = Fingerprint::from_bytes(c.fingerprint);
-    match s.trust.pinned_role(&fp) {
-        Some(PinRole::Initiator) => Ok(()),
-        _ => Err(LxdApiError(
-            StatusCode::FORBIDDEN,
-            format!(
-                "certificate {} is not the initiator {} joined through a session",
-                fp.short(),
-                s.trust.name
-            ),
-            "not_initiator",
-        )),
+    let forbid = |why: String| Err(LxdApiError(StatusCode::FORBIDDEN, why, "not_initiator"));
+    let name = &s.trust.name;
+    if s.trust.pinned_role(&fp) != Some(PinRole::Initiator) {
+        return forbid(format!(
+            "certificate {} is not an initiator {name} joined through a session",
+            fp.short()
+        ));
     }
+    let current = s.trust.join_view().filter(|v| {
+        v.state == "selected"
+            && v.initiator_fingerprint
+                .eq_ignore_ascii_case(&fp.to_string())
+    });
+    let Some(view) = current else {
+        return forbid(format!(
+            "{name} is not selected in a session of certificate {}: run `microcloud join` on \
+             {name} first",
+            fp.short()
+        ));
+    };
+    if changes {
+        if let Some(r) = s
+            .bootstrap_result
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            return forbid(format!(
+                "the bootstrap by {} has ended ({}); run `microcloud join` on {name} again to \
+                 take part in another",
+                view.initiator, r.message
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn peer_facts(
     State(s): State<Arc<ApiState>>,
     Extension(c): Extension<Caller>,
 ) -> Result<Json<LxdFacts>, LxdApiError> {
-    require_initiator(&s, &c)?;
+    require_initiator(&s, &c, false)?;
     local_facts(State(s)).await
 }
 
@@ -156,7 +185,7 @@ async fn peer_join(
     Extension(c): Extension<Caller>,
     Json(r): Json<LxdJoinRequest>,
 ) -> Result<Json<LxdJoinResponse>, LxdApiError> {
-    require_initiator(&s, &c)?;
+    require_initiator(&s, &c, true)?;
     let name = s.trust.name.clone();
     if r.server_name != name {
         return Err(LxdApiError(
@@ -205,7 +234,7 @@ async fn peer_result(
     Extension(c): Extension<Caller>,
     Json(r): Json<BootstrapResult>,
 ) -> Result<Json<serde_json::Value>, LxdApiError> {
-    require_initiator(&s, &c)?;
+    require_initiator(&s, &c, false)?;
     if r.ok {
         tracing::info!(initiator = %r.initiator, "bootstrap finished: {}", r.message);
     } else {
