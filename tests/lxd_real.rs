@@ -496,6 +496,50 @@ async fn two_members(h1: &Host, h2: &Host) {
     assert_eq!(pool.config.get("source"), Some(&s2));
     assert_eq!(pool.status, "Created");
     assert!(c1.fresh_join_token("micro02").await.unwrap().is_none());
+
+    // A dir pool without a source (the fallback when no block driver is shared): LXD picks
+    // each member's directory; pending again is a no-op.
+    for m in ["micro01", "micro02"] {
+        let r = c1.ensure_pool_pending_on(
+            m,
+            "dirpool",
+            "dir",
+            "Local storage on a directory",
+            "",
+            false,
+        );
+        assert_eq!(r.await.unwrap(), Changed);
+        let r = c1.ensure_pool_pending_on(
+            m,
+            "dirpool",
+            "dir",
+            "Local storage on a directory",
+            "",
+            false,
+        );
+        assert_eq!(r.await.unwrap(), Unchanged);
+    }
+    let desc = "Local storage on a directory";
+    let none = BTreeMap::new();
+    assert_eq!(
+        c1.ensure_pool_created("dirpool", "dir", &none, desc)
+            .await
+            .unwrap(),
+        Changed
+    );
+    let p = c1
+        .storage_pool("dirpool", Some("micro02"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.status, "Created");
+    assert!(
+        p.config
+            .get("source")
+            .is_some_and(|s| s.contains("dirpool")),
+        "{p:?}"
+    );
+
     let joined = c2.server().await.unwrap();
     assert_eq!(
         joined.config_str("cluster.https_address"),

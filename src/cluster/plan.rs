@@ -258,10 +258,19 @@ pub fn plan(hosts: &[HostInput], local: &LocalChoice) -> Result<Plan, PlanError>
         )));
     }
     let driver = if with_disk == hosts.len() && with_disk > 0 {
-        match common_driver(hosts).filter(|d| d != "dir") {
-            Some(d) => Some(d),
+        match common_driver(hosts) {
+            Some(d) if d != "dir" => Some(d),
+            Some(d) => {
+                warnings.push(
+                    "no block-device storage driver (zfs, btrfs, lvm) on every member: the local \
+                     pool uses dir (a directory of each member's LXD); the chosen disks stay unused"
+                        .into(),
+                );
+                Some(d)
+            }
             None => {
-                warnings.push("no block-device storage driver (zfs, btrfs, lvm) on every member: local pool not created".into());
+                warnings
+                    .push("no storage driver every member's LXD supports: no local pool".into());
                 None
             }
         }
@@ -271,7 +280,12 @@ pub fn plan(hosts: &[HostInput], local: &LocalChoice) -> Result<Plan, PlanError>
         }
         None
     };
-    for (h, d) in hosts.iter().zip(&disks) {
+    // A dir pool lives in LXD's own directory: no disk is used, so none is wiped.
+    let uses_disks = driver
+        .as_deref()
+        .and_then(LocalDriver::from_name)
+        .is_some_and(LocalDriver::takes_disk);
+    for (h, d) in hosts.iter().zip(&disks).filter(|_| uses_disks) {
         if let Some(d) = d.as_ref().filter(|d| d.wipe) {
             warnings.push(format!(
                 "{}: {} will be wiped ({})",
@@ -287,7 +301,7 @@ pub fn plan(hosts: &[HostInput], local: &LocalChoice) -> Result<Plan, PlanError>
         .map(|(h, d)| MemberPlan {
             name: h.name.clone(),
             address: h.address.to_string(),
-            local_disk: if driver.is_some() { d } else { None },
+            local_disk: if uses_disks { d } else { None },
         })
         .collect();
     Ok(Plan {
@@ -562,8 +576,26 @@ mod tests {
             },
         )
         .unwrap();
+        assert_eq!(p.local_pool_driver.as_deref(), Some("dir"));
+        assert_eq!(p.profile_root_pool.as_deref(), Some("local"));
+        assert!(p.members[0].local_disk.is_none(), "a dir pool uses no disk");
+        assert!(p.warnings[0].contains("uses dir"), "{:?}", p.warnings);
+        let mut h = host("m1", 1, vec![disk("vdb")]);
+        h.drivers = vec!["ceph".into()];
+        let p = plan(
+            &[h],
+            &LocalChoice {
+                explicit: Default::default(),
+                filters: vec![filt("size > 1GiB", false)],
+            },
+        )
+        .unwrap();
         assert_eq!(p.local_pool_driver, None);
-        assert!(p.warnings[0].contains("no block-device storage driver"));
+        assert!(
+            p.warnings[0].contains("no storage driver"),
+            "{:?}",
+            p.warnings
+        );
     }
 
     #[test]

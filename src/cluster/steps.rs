@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 use super::plan::Plan;
+use crate::services::lxd::LocalDriver;
 
 /// LXD's cluster (and HTTPS API) port.
 pub const LXD_CLUSTER_PORT: u16 = 8443;
@@ -66,6 +67,12 @@ impl Step {
                 format!("enabling LXD clustering on {address}")
             }
             Step::Join { address, .. } => format!("joining the LXD cluster as {address}"),
+            Step::PoolPending {
+                pool,
+                driver,
+                source,
+                ..
+            } if source.is_empty() => format!("defining storage pool {pool} ({driver})"),
             Step::PoolPending {
                 pool,
                 driver,
@@ -129,19 +136,25 @@ pub fn steps(plan: &Plan) -> Result<Vec<Step>, String> {
     }
     let pool = plan.profile_root_pool.clone();
     if let (Some(driver), Some(pool)) = (&plan.local_pool_driver, &pool) {
+        let takes_disk = LocalDriver::from_name(driver).is_none_or(LocalDriver::takes_disk);
         for m in &plan.members {
-            let disk = m.local_disk.as_ref().ok_or_else(|| {
-                format!(
-                    "{}: the plan has a {driver} pool but no disk for this member",
-                    m.name
-                )
-            })?;
+            let (source, wipe) = match &m.local_disk {
+                Some(d) if takes_disk => (d.path.clone(), d.wipe),
+                // dir: the pool is a directory of the member's LXD.
+                _ if !takes_disk => (String::new(), false),
+                _ => {
+                    return Err(format!(
+                        "{}: the plan has a {driver} pool but no disk for this member",
+                        m.name
+                    ))
+                }
+            };
             out.push(Step::PoolPending {
                 member: m.name.clone(),
                 pool: pool.clone(),
                 driver: driver.clone(),
-                source: disk.path.clone(),
-                wipe: disk.wipe,
+                source,
+                wipe,
             });
         }
         out.push(Step::PoolCreate {
@@ -280,6 +293,26 @@ mod tests {
                 network: "lxdbr0".into()
             }
         );
+    }
+
+    #[test]
+    fn a_dir_pool_takes_no_disk() {
+        let mut p = plan(false);
+        p.local_pool_driver = Some("dir".into());
+        p.profile_root_pool = Some("local".into());
+        let s = steps(&p).unwrap();
+        let pending: Vec<&Step> = s
+            .iter()
+            .filter(|x| matches!(x, Step::PoolPending { .. }))
+            .collect();
+        assert_eq!(pending.len(), 2);
+        for x in pending {
+            match x {
+                Step::PoolPending { source, wipe, .. } => assert!(source.is_empty() && !wipe),
+                _ => unreachable!(),
+            }
+            assert_eq!(x.what(), "defining storage pool local (dir)");
+        }
     }
 
     #[test]

@@ -30,7 +30,11 @@ impl LxdClient {
         source: &str,
         wipe: bool,
     ) -> Result<Outcome, LxdError> {
-        let mut config = BTreeMap::from([("source".to_string(), source.to_string())]);
+        // An empty source lets LXD choose (a dir pool in its own directory).
+        let mut config = BTreeMap::new();
+        if !source.is_empty() {
+            config.insert("source".to_string(), source.to_string());
+        }
         if wipe {
             self.require_extension(EXT_SOURCE_WIPE, &format!("wiping {source} for pool {name}"))
                 .await?;
@@ -49,7 +53,7 @@ impl LxdClient {
                 }
                 let mine = self.storage_pool(name, Some(member)).await?;
                 let have = mine.as_ref().and_then(|p| p.config.get("source"));
-                if have.map(String::as_str) == Some(source) {
+                if source.is_empty() || have.map(String::as_str) == Some(source) {
                     return Ok(Outcome::Unchanged);
                 }
                 return Err(LxdError::Conflict(format!(
