@@ -406,7 +406,8 @@ async fn select_phase(
                     Err(e) => eprintln!("{e}"),
                 }
             }
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            // Polling the local socket is cheap; a short period keeps the session phase short.
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
     }
 }

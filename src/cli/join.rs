@@ -149,7 +149,7 @@ pub async fn run_join(client: &Client, args: &JoinArgs) -> anyhow::Result<()> {
             );
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             _ = tokio::signal::ctrl_c() => {
                 let _ = client.post("/1.0/join/leave").await;
                 bail!("interrupted: left the session");
@@ -216,7 +216,7 @@ async fn wait_for_bootstrap(
             );
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             _ = tokio::signal::ctrl_c() => bail!(
                 "interrupted: stopped waiting (the bootstrap goes on, driven by {})",
                 done.initiator

@@ -133,9 +133,18 @@ impl LxdClient {
             driver.abort();
             result
         };
-        tokio::time::timeout(timeout, work)
+        let started = std::time::Instant::now();
+        let r = tokio::time::timeout(timeout, work)
             .await
-            .map_err(|_| http(format!("no answer within {timeout:?}")))?
+            .map_err(|_| http(format!("no answer within {timeout:?}")))?;
+        tracing::debug!(
+            %method,
+            url,
+            status = r.as_ref().map_or(0, |(s, _)| *s),
+            elapsed = ?started.elapsed(),
+            "LXD request"
+        );
+        r
     }
 
     async fn call_with(
