@@ -77,6 +77,8 @@ fn join(h: &Host, pass: &str) -> std::thread::JoinHandle<Output> {
 }
 
 fn lab(prefix: &str, n: usize) -> (Lab, Vec<LabProcess>) {
+    // A run killed midway leaves its lab behind; this test's prefix is its own.
+    Lab::down_stale(prefix).unwrap();
     let lab = Lab::up(LabSpec::with_hosts(prefix, n)).unwrap();
     let agents = lab.hosts().iter().map(agent).collect();
     (lab, agents)

@@ -18,7 +18,7 @@ use super::https::Caller;
 use super::server::ApiState;
 use super::ApiError;
 use crate::services::lxd::{JoinSpec, LxdClient, LxdError, MemberConfigKey};
-use crate::trust::{Fingerprint, Role as PinRole};
+use crate::trust::Fingerprint;
 
 /// How long an LXD join may take on the joiner (dqlite replication included).
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(180);
@@ -126,9 +126,11 @@ async fn local_facts(State(s): State<Arc<ApiState>>) -> Result<Json<LxdFacts>, L
         .map_err(|e| lxd_error(name, "reading LXD", e))
 }
 
-/// Only the initiator of this host's current join, which selected it, may read or drive its
-/// LXD; with `changes`, only until it has told how the bootstrap ended. A pin alone is not
-/// enough: an initiator of long ago must not wipe disks here today.
+/// Only the initiator of this host's current join may read or drive its LXD; with `changes`,
+/// only until it has told how the bootstrap ended. A pin alone is not enough: an initiator of
+/// long ago must not wipe disks here today. The caller's certificate is the one the passphrase
+/// exchange bound. The join may still read `verified` for a moment after the initiator selected
+/// this host (this host learns it by long-poll): the initiator asking is the selection.
 pub(super) fn require_initiator(
     s: &ApiState,
     c: &Caller,
@@ -137,20 +139,14 @@ pub(super) fn require_initiator(
     let fp = Fingerprint::from_bytes(c.fingerprint);
     let forbid = |why: String| Err(LxdApiError(StatusCode::FORBIDDEN, why, "not_initiator"));
     let name = &s.trust.name;
-    if s.trust.pinned_role(&fp) != Some(PinRole::Initiator) {
-        return forbid(format!(
-            "certificate {} is not an initiator {name} joined through a session",
-            fp.short()
-        ));
-    }
     let current = s.trust.join_view().filter(|v| {
-        v.state == "selected"
+        matches!(v.state.as_str(), "selected" | "verified")
             && v.initiator_fingerprint
                 .eq_ignore_ascii_case(&fp.to_string())
     });
     let Some(view) = current else {
         return forbid(format!(
-            "{name} is not selected in a session of certificate {}: run `microcloud join` on \
+            "{name} has not joined a session of certificate {}: run `microcloud join` on \
              {name} first",
             fp.short()
         ));

@@ -371,11 +371,6 @@ impl TrustService {
         Ok(())
     }
 
-    /// How `fp` came to be trusted, if it is.
-    pub fn pinned_role(&self, fp: &Fingerprint) -> Option<crate::trust::Role> {
-        lock(&self.store).get(fp).map(|p| p.role)
-    }
-
     pub fn is_pinned(&self, fp: &Fingerprint) -> bool {
         lock(&self.store).is_pinned(fp)
     }
