@@ -128,6 +128,9 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
             "no terminal to select joiners on: give --select NAME (repeatable) or --preseed FILE"
         );
     }
+    // One SIGINT stream for the whole command (a handler installed once stays installed).
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
     // Without a terminal nothing reads standard input (a preseed may have come on it).
     let mut lines = if interactive {
         stdin_lines()
@@ -158,7 +161,7 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
 
     let outcome = tokio::select! {
         r = select_phase(&client, expected.as_deref(), Duration::from_secs(lookup_timeout), &mut lines) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        _ = sigint.recv() => Err(anyhow::anyhow!("interrupted")),
     };
     match outcome {
         Ok(chosen) => {
@@ -208,7 +211,13 @@ async fn run(socket: &Path, args: &InitArgs) -> anyhow::Result<()> {
                 }
                 return super::plan_view::render(args.format, &g.plan, true);
             }
-            let r = super::bootstrap::run(&client, members, &local, args.format).await;
+            let r = tokio::select! {
+                r = super::bootstrap::run(&client, members, &local, args.format) => r,
+                _ = sigint.recv() => Err(anyhow::anyhow!(
+                    "interrupted during the bootstrap: what LXD was doing finishes there; run \
+                     `microcloud init` again on every host to resume"
+                )),
+            };
             if let Err(e) = &r {
                 // The executor tells joiners itself; this covers failures before it started.
                 if !e.is::<crate::cluster::execute::BootstrapError>() {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::output::{write_structured, Format};
 use crate::api::client::{Client, ClientError};
@@ -135,6 +136,9 @@ pub async fn run_join(client: &Client, args: &JoinArgs) -> anyhow::Result<()> {
         view.initiator
     );
 
+    // One SIGINT stream for the whole wait: a `ctrl_c()` made afresh each turn misses a signal
+    // that arrives while a request is in flight (the handler is installed, nobody listens).
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let deadline = Instant::now() + Duration::from_secs(args.session_timeout);
     let done = loop {
         let v: JoinView = client.get("/1.0/join").await?;
@@ -150,7 +154,7 @@ pub async fn run_join(client: &Client, args: &JoinArgs) -> anyhow::Result<()> {
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            _ = tokio::signal::ctrl_c() => {
+            _ = sigint.recv() => {
                 let _ = client.post("/1.0/join/leave").await;
                 bail!("interrupted: left the session");
             }
@@ -163,7 +167,8 @@ pub async fn run_join(client: &Client, args: &JoinArgs) -> anyhow::Result<()> {
                 done.initiator,
                 &done.initiator_fingerprint[..12]
             );
-            let result = wait_for_bootstrap(client, &done, args.session_timeout).await?;
+            let result =
+                wait_for_bootstrap(client, &done, args.session_timeout, &mut sigint).await?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let mut value = serde_json::to_value(&done)?;
             value["bootstrap"] = serde_json::to_value(&result)?;
@@ -199,6 +204,7 @@ async fn wait_for_bootstrap(
     client: &Client,
     done: &JoinView,
     timeout_secs: u64,
+    sigint: &mut Signal,
 ) -> anyhow::Result<crate::api::lxd::BootstrapResult> {
     let deadline = Instant::now() + Duration::from_secs(timeout_secs);
     loop {
@@ -217,7 +223,7 @@ async fn wait_for_bootstrap(
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            _ = tokio::signal::ctrl_c() => bail!(
+            _ = sigint.recv() => bail!(
                 "interrupted: stopped waiting (the bootstrap goes on, driven by {})",
                 done.initiator
             ),
