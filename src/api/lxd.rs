@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use super::https::Caller;
 use super::server::ApiState;
@@ -193,12 +194,19 @@ async fn peer_join(
             "wrong_name",
         ));
     }
-    let span = tracing::info_span!("lxd_join", host = %name);
-    let _g = span.enter();
-    tracing::info!(address = %r.server_address, "joining the LXD cluster");
-    drop(_g);
+    let span = tracing::info_span!("lxd_join", host = %name, address = %r.server_address);
+    join_here(&s, &name, &r).instrument(span).await.map(Json)
+}
+
+/// This host's half of a join: the certificate checked against the token, then LXD joined.
+async fn join_here(
+    s: &ApiState,
+    name: &str,
+    r: &LxdJoinRequest,
+) -> Result<LxdJoinResponse, LxdApiError> {
+    tracing::info!("joining the LXD cluster");
     let lxd = client(s.lxd_socket.as_deref())
-        .map_err(|e| lxd_error(&name, "finding LXD", e))?
+        .map_err(|e| lxd_error(name, "finding LXD", e))?
         .with_operation_timeout(JOIN_TIMEOUT);
     let spec = JoinSpec::fetch(
         &r.server_name,
@@ -210,7 +218,7 @@ async fn peer_join(
     .await
     .map_err(|e| {
         lxd_error(
-            &name,
+            name,
             "checking the cluster certificate against the token",
             e,
         )
@@ -218,11 +226,11 @@ async fn peer_join(
     let outcome = lxd
         .ensure_joined(&spec)
         .await
-        .map_err(|e| lxd_error(&name, "joining the LXD cluster", e))?;
-    tracing::info!(host = %name, changed = outcome.changed(), "joined the LXD cluster");
-    Ok(Json(LxdJoinResponse {
+        .map_err(|e| lxd_error(name, "joining the LXD cluster", e))?;
+    tracing::info!(changed = outcome.changed(), "joined the LXD cluster");
+    Ok(LxdJoinResponse {
         changed: outcome.changed(),
-    }))
+    })
 }
 
 async fn peer_result(
