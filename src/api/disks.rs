@@ -1,4 +1,5 @@
-//! Wiping a disk on request, for a pool the operator consented to erase it for: locally
+//! Wiping a disk on request, for a pool the operator consented to erase it for, and asking udev
+//! to look at a pool's disk again while LXD waits for it (`nudge`): locally
 //! (`POST /1.0/disks/wipe` on the control socket), for the initiator this host joined (the same
 //! path on the peer API), and the initiator's proxy to a selected joiner. The host decides for
 //! itself on a fresh probe: only content may be erased (signatures, a partition table), never a
@@ -103,6 +104,66 @@ async fn wipe_here(s: &ApiState, path: &str) -> Result<WipeResponse, LxdApiError
     })
 }
 
+/// Ask udev to look at `path` again (a synthetic `change` uevent). LXD waits up to 10 s for
+/// udev's `/dev/disk/by-uuid` link after formatting a pool's disk, and udev sometimes misses
+/// the format when it lands while an earlier event for that disk is being processed.
+async fn nudge_here(s: &ApiState, path: &str) -> Result<NudgeResponse, LxdApiError> {
+    let host = &s.trust.name;
+    let inv = s.inventory.read().await.clone();
+    let disk = inv
+        .disks
+        .iter()
+        .find(|d| d.answers_to(path))
+        .ok_or_else(|| {
+            refuse(
+                StatusCode::NOT_FOUND,
+                format!("{host}: no disk {path} on this host"),
+                "no_disk",
+            )
+        })?;
+    let uevent = format!("/sys/class/block/{}/uevent", disk.name);
+    std::fs::write(&uevent, "change").map_err(|e| {
+        refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{host}: writing {uevent}: {e}"),
+            "nudge_failed",
+        )
+    })?;
+    tracing::debug!(disk = %disk.path, "asked udev to look at the disk again");
+    Ok(NudgeResponse {})
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NudgeResponse {}
+
+async fn local_nudge(
+    State(s): State<Arc<ApiState>>,
+    Json(r): Json<WipeRequest>,
+) -> Result<Json<NudgeResponse>, LxdApiError> {
+    nudge_here(&s, &r.path).await.map(Json)
+}
+
+async fn peer_nudge(
+    State(s): State<Arc<ApiState>>,
+    Extension(c): Extension<Caller>,
+    Json(r): Json<WipeRequest>,
+) -> Result<Json<NudgeResponse>, LxdApiError> {
+    require_initiator(&s, &c, true)?;
+    nudge_here(&s, &r.path).await.map(Json)
+}
+
+async fn proxy_nudge(
+    State(s): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    Json(r): Json<WipeRequest>,
+) -> Result<Json<NudgeResponse>, LxdApiError> {
+    let c = pinned_for(&s, &name, Duration::from_secs(5))?;
+    c.post("/1.0/disks/nudge", &r)
+        .await
+        .map(Json)
+        .map_err(|e| peer_failed(&name, &format!("nudging udev about {}", r.path), e))
+}
+
 async fn local_wipe(
     State(s): State<Arc<ApiState>>,
     Json(r): Json<WipeRequest>,
@@ -135,10 +196,13 @@ pub fn local_routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/1.0/disks/wipe", post(local_wipe))
         .route("/1.0/session/members/{name}/disks/wipe", post(proxy_wipe))
+        .route("/1.0/disks/nudge", post(local_nudge))
+        .route("/1.0/session/members/{name}/disks/nudge", post(proxy_nudge))
 }
 
 pub fn peer_routes(api: Arc<ApiState>) -> Router {
     Router::new()
         .route("/1.0/disks/wipe", post(peer_wipe))
+        .route("/1.0/disks/nudge", post(peer_nudge))
         .with_state(api)
 }

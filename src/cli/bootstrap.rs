@@ -24,16 +24,36 @@ struct ViaDaemon<'a> {
     me: String,
 }
 
-impl Members for ViaDaemon<'_> {
-    async fn wipe(&self, member: &str, path: &str) -> Result<bool, String> {
-        let uri = if member == self.me {
-            "/1.0/disks/wipe".to_string()
+impl ViaDaemon<'_> {
+    /// This host's own endpoint, or the proxy to a joiner's.
+    fn disk_uri(&self, member: &str, what: &str) -> String {
+        if member == self.me {
+            format!("/1.0/disks/{what}")
         } else {
-            format!("/1.0/session/members/{member}/disks/wipe")
-        };
+            format!("/1.0/session/members/{member}/disks/{what}")
+        }
+    }
+}
+
+impl Members for ViaDaemon<'_> {
+    async fn nudge(&self, member: &str, path: &str) -> Result<(), String> {
+        self.client
+            .post_json::<_, serde_json::Value>(
+                &self.disk_uri(member, "nudge"),
+                &WipeRequest { path: path.into() },
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn wipe(&self, member: &str, path: &str) -> Result<bool, String> {
         let r: WipeResponse = self
             .client
-            .post_json(&uri, &WipeRequest { path: path.into() })
+            .post_json(
+                &self.disk_uri(member, "wipe"),
+                &WipeRequest { path: path.into() },
+            )
             .await
             .map_err(|e| e.to_string())?;
         Ok(r.changed)
