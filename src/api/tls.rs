@@ -21,8 +21,32 @@ pub fn hex(fp: &[u8; 32]) -> String {
     fp.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+// The handshake-signature checks every verifier here shares: the peer must hold the key of the
+// certificate it shows, whatever is then decided about the certificate itself.
+fn tls12(
+    p: &CryptoProvider,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    verify_tls12_signature(message, cert, dss, &p.signature_verification_algorithms)
+}
+
+fn tls13(
+    p: &CryptoProvider,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    verify_tls13_signature(message, cert, dss, &p.signature_verification_algorithms)
+}
+
+fn schemes(p: &CryptoProvider) -> Vec<SignatureScheme> {
+    p.signature_verification_algorithms.supported_schemes()
 }
 
 /// Accepts any client certificate at the TLS layer (after checking the handshake signature, so
@@ -51,12 +75,7 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        tls12(&self.0, message, cert, dss)
     }
     fn verify_tls13_signature(
         &self,
@@ -64,15 +83,10 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        tls13(&self.0, message, cert, dss)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        schemes(&self.0)
     }
 }
 
@@ -121,12 +135,7 @@ impl ServerCertVerifier for ServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        tls12(&self.provider, message, cert, dss)
     }
     fn verify_tls13_signature(
         &self,
@@ -134,18 +143,21 @@ impl ServerCertVerifier for ServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        tls13(&self.provider, message, cert, dss)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        schemes(&self.provider)
     }
+}
+
+/// A verifier that accepts any server certificate once the handshake signature checks out,
+/// for callers that judge the certificate by its fingerprint afterwards (a joiner fetching the
+/// LXD cluster certificate its join token names).
+pub(crate) fn any_server_cert(provider: Arc<CryptoProvider>) -> Arc<dyn ServerCertVerifier> {
+    Arc::new(ServerVerifier {
+        trust: ServerTrust::Capture(Arc::new(Mutex::new(None))),
+        provider,
+    })
 }
 
 /// The peer API server's TLS config: our certificate, client certificates required.

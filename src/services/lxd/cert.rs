@@ -7,11 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use sha2::{Digest, Sha256};
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 
 use super::token::JoinToken;
@@ -19,10 +15,8 @@ use super::LxdError;
 
 /// Lower-case hex SHA-256 of a DER certificate, as LXD prints fingerprints.
 pub fn fingerprint_hex(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    use crate::api::tls::{fingerprint, hex};
+    hex(&fingerprint(&CertificateDer::from(der)))
 }
 
 /// PEM of one DER certificate (64-character lines, trailing newline), as LXD writes it.
@@ -99,12 +93,12 @@ pub async fn fetch_certificate(address: &str) -> Result<Vec<u8>, String> {
     let (host, port) = split_host_port(address)?;
     let name = ServerName::try_from(host.to_string())
         .map_err(|e| format!("{host:?} is not a host name or address: {e}"))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::api::tls::provider();
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
+        .with_custom_certificate_verifier(crate::api::tls::any_server_cert(provider))
         .with_no_client_auth();
     let tcp = TcpStream::connect((host, port))
         .await
@@ -132,53 +126,6 @@ fn split_host_port(address: &str) -> Result<(&str, u16), String> {
         return Err(bad());
     }
     Ok((host, port))
-}
-
-/// Accepts any server certificate once the handshake signature checks out: the caller judges
-/// the certificate by its fingerprint.
-#[derive(Debug)]
-struct AnyServerCert(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyServerCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]
