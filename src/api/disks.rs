@@ -15,7 +15,7 @@ use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::https::Caller;
-use super::lxd::{peer_failed, pinned_for, require_initiator, LxdApiError};
+use super::lxd::{forward, require_initiator, LxdApiError};
 use super::server::ApiState;
 use crate::inventory::rules::disk::{disk_reasons, wipe_would_clear};
 use crate::inventory::DiskPolicy;
@@ -157,11 +157,16 @@ async fn proxy_nudge(
     Path(name): Path<String>,
     Json(r): Json<WipeRequest>,
 ) -> Result<Json<NudgeResponse>, LxdApiError> {
-    let c = pinned_for(&s, &name, Duration::from_secs(5))?;
-    c.post("/1.0/disks/nudge", &r)
-        .await
-        .map(Json)
-        .map_err(|e| peer_failed(&name, &format!("nudging udev about {}", r.path), e))
+    let doing = format!("nudging udev about {}", r.path);
+    forward(
+        &s,
+        &name,
+        "/1.0/disks/nudge",
+        &r,
+        Duration::from_secs(5),
+        &doing,
+    )
+    .await
 }
 
 async fn local_wipe(
@@ -185,11 +190,16 @@ async fn proxy_wipe(
     Path(name): Path<String>,
     Json(r): Json<WipeRequest>,
 ) -> Result<Json<WipeResponse>, LxdApiError> {
-    let c = pinned_for(&s, &name, Duration::from_secs(120))?;
-    c.post("/1.0/disks/wipe", &r)
-        .await
-        .map(Json)
-        .map_err(|e| peer_failed(&name, &format!("wiping {}", r.path), e))
+    let doing = format!("wiping {}", r.path);
+    forward(
+        &s,
+        &name,
+        "/1.0/disks/wipe",
+        &r,
+        Duration::from_secs(120),
+        &doing,
+    )
+    .await
 }
 
 pub fn local_routes() -> Router<Arc<ApiState>> {

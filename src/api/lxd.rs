@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
@@ -282,7 +283,7 @@ fn selected(s: &ApiState, name: &str) -> Result<(SocketAddr, Fingerprint), LxdAp
         })
 }
 
-pub(super) fn peer_failed(name: &str, doing: &str, e: impl std::fmt::Display) -> LxdApiError {
+fn peer_failed(name: &str, doing: &str, e: impl std::fmt::Display) -> LxdApiError {
     LxdApiError(
         StatusCode::BAD_GATEWAY,
         format!("{name}: {doing}: {e}"),
@@ -290,24 +291,37 @@ pub(super) fn peer_failed(name: &str, doing: &str, e: impl std::fmt::Display) ->
     )
 }
 
-/// A client for selected joiner `name` over the pinned channel, with `timeout` per call.
-pub(super) fn pinned_for(
+/// Forward `body` to selected joiner `name`'s peer API at `path` over the pinned channel,
+/// waiting up to `timeout`; a failure says what was being done there.
+pub(super) async fn forward<B: Serialize, T: DeserializeOwned>(
     s: &ApiState,
     name: &str,
+    path: &str,
+    body: &B,
     timeout: Duration,
-) -> Result<crate::api::https::PeerClient, LxdApiError> {
+    doing: &str,
+) -> Result<Json<T>, LxdApiError> {
     let (addr, fp) = selected(s, name)?;
-    Ok(s.trust
+    let c = s
+        .trust
         .pinned_client(addr, &fp)
         .map_err(|e| peer_failed(name, "connecting", e))?
-        .with_timeout(timeout))
+        .with_timeout(timeout);
+    c.post(path, body)
+        .await
+        .map(Json)
+        .map_err(|e| peer_failed(name, doing, e))
 }
 
 async fn proxy_facts(
     State(s): State<Arc<ApiState>>,
     Path(name): Path<String>,
 ) -> Result<Json<LxdFacts>, LxdApiError> {
-    let c = pinned_for(&s, &name, Duration::from_secs(30))?;
+    let (addr, fp) = selected(&s, &name)?;
+    let c = s
+        .trust
+        .pinned_client(addr, &fp)
+        .map_err(|e| peer_failed(&name, "connecting", e))?;
     c.get("/1.0/lxd")
         .await
         .map(Json)
@@ -319,11 +333,16 @@ async fn proxy_join(
     Path(name): Path<String>,
     Json(r): Json<LxdJoinRequest>,
 ) -> Result<Json<LxdJoinResponse>, LxdApiError> {
-    let c = pinned_for(&s, &name, JOIN_TIMEOUT + Duration::from_secs(20))?;
-    c.post("/1.0/lxd/join", &r)
-        .await
-        .map(Json)
-        .map_err(|e| peer_failed(&name, "joining the LXD cluster", e))
+    let timeout = JOIN_TIMEOUT + Duration::from_secs(20);
+    forward(
+        &s,
+        &name,
+        "/1.0/lxd/join",
+        &r,
+        timeout,
+        "joining the LXD cluster",
+    )
+    .await
 }
 
 async fn proxy_result(
@@ -331,11 +350,9 @@ async fn proxy_result(
     Path(name): Path<String>,
     Json(r): Json<BootstrapResult>,
 ) -> Result<Json<serde_json::Value>, LxdApiError> {
-    let c = pinned_for(&s, &name, Duration::from_secs(10))?;
-    c.post("/1.0/bootstrap/result", &r)
-        .await
-        .map(Json)
-        .map_err(|e| peer_failed(&name, "telling it the bootstrap result", e))
+    let doing = "telling it the bootstrap result";
+    let timeout = Duration::from_secs(10);
+    forward(&s, &name, "/1.0/bootstrap/result", &r, timeout, doing).await
 }
 
 /// The local API's LXD routes.

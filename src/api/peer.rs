@@ -58,6 +58,17 @@ fn fp(c: &Caller) -> Fingerprint {
     Fingerprint::from_bytes(c.fingerprint)
 }
 
+/// Refuse a caller whose certificate this host has not pinned.
+fn require_pinned(t: &TrustService, c: &Caller) -> Result<(), PeerError> {
+    if t.is_pinned(&fp(c)) {
+        return Ok(());
+    }
+    Err(PeerError(
+        StatusCode::FORBIDDEN,
+        format!("certificate {} is not trusted by {}", fp(c).short(), t.name),
+    ))
+}
+
 async fn session_info(State(t): State<Arc<TrustService>>) -> Json<SessionInfo> {
     let open = t.session_view().is_some_and(|v| v.open);
     Json(SessionInfo {
@@ -136,16 +147,7 @@ async fn hello(
     State(t): State<Arc<TrustService>>,
     Extension(c): Extension<Caller>,
 ) -> Result<Json<Hello>, PeerError> {
-    if !t.is_pinned(&fp(&c)) {
-        return Err(PeerError(
-            StatusCode::FORBIDDEN,
-            format!(
-                "certificate {} is not trusted by {}",
-                fp(&c).short(),
-                t.name
-            ),
-        ));
-    }
+    require_pinned(&t, &c)?;
     Ok(Json(Hello {
         name: t.name.clone(),
         fingerprint: t.fingerprint().to_string(),
@@ -161,18 +163,13 @@ async fn join_record(
         Some(tok) => Ok(Json(JoinRecordResponse {
             token: tok.as_str().to_string(),
         })),
-        None if !t.is_pinned(&fp(&c)) => Err(PeerError(
-            StatusCode::FORBIDDEN,
-            format!(
-                "certificate {} is not trusted by {}",
-                fp(&c).short(),
-                t.name
-            ),
-        )),
-        None => Err(PeerError(
-            StatusCode::NOT_FOUND,
-            "no join record waiting for this host (already fetched?)".into(),
-        )),
+        None => {
+            require_pinned(&t, &c)?;
+            Err(PeerError(
+                StatusCode::NOT_FOUND,
+                "no join record waiting for this host (already fetched?)".into(),
+            ))
+        }
     }
 }
 
@@ -182,16 +179,7 @@ async fn redeem(
     Extension(c): Extension<Caller>,
     Json(r): Json<RedeemRequest>,
 ) -> Result<Json<RedeemResponse>, PeerError> {
-    if !t.is_pinned(&fp(&c)) {
-        return Err(PeerError(
-            StatusCode::FORBIDDEN,
-            format!(
-                "certificate {} is not trusted by {}",
-                fp(&c).short(),
-                t.name
-            ),
-        ));
-    }
+    require_pinned(&t, &c)?;
     let rec = t.redeem_join_record(&fp(&c), &r.token).map_err(|e| {
         let status = match e {
             TokenError::Unknown | TokenError::WrongHolder { .. } => StatusCode::FORBIDDEN,
@@ -213,16 +201,7 @@ async fn inventory(
     State(api): State<Arc<super::server::ApiState>>,
     Extension(c): Extension<Caller>,
 ) -> Result<Json<crate::inventory::Inventory>, PeerError> {
-    if !api.trust.is_pinned(&fp(&c)) {
-        return Err(PeerError(
-            StatusCode::FORBIDDEN,
-            format!(
-                "certificate {} is not trusted by {}",
-                fp(&c).short(),
-                api.trust.name
-            ),
-        ));
-    }
+    require_pinned(&api.trust, &c)?;
     Ok(Json((*api.fresh_inventory().await).clone()))
 }
 
