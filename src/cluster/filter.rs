@@ -292,35 +292,15 @@ mod tests {
 
     pub(crate) fn disk(name: &str, size: u64) -> Disk {
         Disk {
-            name: name.into(),
-            path: format!("/dev/{name}"),
-            stable_path: format!("/dev/{name}"),
             links: vec![format!("/dev/disk/by-id/virtio-lxd_{name}")],
-            devnum: "8:0".into(),
-            kind: DiskKind::Disk,
             bus: Some("nvme".into()),
             size: Some(size),
             logical_sector_size: None,
             physical_sector_size: None,
             model: Some("Samsung SSD".into()),
-            vendor: None,
             serial: Some("S123".into()),
-            wwn: None,
-            rotational: Some(false),
-            removable: Some(false),
-            read_only: Some(false),
-            partition_table: None,
-            partitions: vec![],
-            signatures: vec![],
-            ambiguous: false,
-            mounts: vec![],
-            swap: false,
-            holders: vec![],
-            multipath_member: false,
-            udev: true,
-            probe_errors: vec![],
             eligible: true,
-            reasons: vec![],
+            ..Disk::example(name)
         }
     }
 

@@ -318,33 +318,20 @@ pub fn plan(hosts: &[HostInput], local: &LocalChoice) -> Result<Plan, PlanError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::model::{DiskKind, Signature};
+    use crate::inventory::model::Signature;
 
     fn disk(name: &str) -> Disk {
-        let mut d: Disk = serde_json::from_value(serde_json::json!({
-            "name": name, "path": format!("/dev/{name}"),
-            "stable_path": format!("/dev/disk/by-id/virtio-{name}"),
-            "links": [format!("/dev/disk/by-id/virtio-{name}")],
-            "devnum": "8:0", "kind": "disk", "bus": "virtio", "size": 10737418240u64,
-            "logical_sector_size": 512, "physical_sector_size": 512, "model": null, "vendor": null,
-            "serial": null, "wwn": null, "rotational": false, "removable": false, "read_only": false,
-            "partition_table": null, "partitions": [], "signatures": [], "ambiguous": false,
-            "mounts": [], "swap": false, "holders": [], "multipath_member": false, "udev": true,
-            "probe_errors": [], "eligible": true, "reasons": []
-        }))
-        .unwrap();
-        d.kind = DiskKind::Disk;
-        d
+        Disk {
+            stable_path: format!("/dev/disk/by-id/virtio-{name}"),
+            links: vec![format!("/dev/disk/by-id/virtio-{name}")],
+            bus: Some("virtio".into()),
+            eligible: true,
+            ..Disk::example(name)
+        }
     }
 
     fn with_fs(mut d: Disk) -> Disk {
-        d.signatures.push(Signature {
-            kind: "ext4".into(),
-            usage: Some("filesystem".into()),
-            uuid: None,
-            label: None,
-            offset: None,
-        });
+        d.signatures.push(Signature::example("ext4", "filesystem"));
         d
     }
 
@@ -530,13 +517,8 @@ mod tests {
     fn a_rerun_keeps_the_disks_the_pool_already_uses_without_wiping() {
         // The pool's btrfs now sits on each member's disk: ineligible for a fresh choice.
         let mut used = disk("vdb");
-        used.signatures.push(Signature {
-            kind: "btrfs".into(),
-            usage: Some("filesystem".into()),
-            uuid: None,
-            label: None,
-            offset: None,
-        });
+        used.signatures
+            .push(Signature::example("btrfs", "filesystem"));
         let mut hosts = vec![
             host("m1", 1, vec![used.clone()]),
             host("m2", 2, vec![used.clone()]),

@@ -259,3 +259,58 @@ impl Disk {
             || self.links.iter().any(|l| l == path)
     }
 }
+
+/// Fixtures for tests elsewhere in the crate: one blank disk and one signature that each test
+/// adjusts, instead of a full literal per test module.
+#[cfg(test)]
+impl Disk {
+    /// A blank 10 GiB whole disk `name` (512-byte sectors, non-rotational, known to udev) with
+    /// nothing on it, known only by its `/dev` path.
+    pub(crate) fn example(name: &str) -> Disk {
+        Disk {
+            name: name.into(),
+            path: format!("/dev/{name}"),
+            stable_path: format!("/dev/{name}"),
+            links: vec![],
+            devnum: "8:0".into(),
+            kind: DiskKind::Disk,
+            bus: None,
+            size: Some(10 << 30),
+            logical_sector_size: Some(512),
+            physical_sector_size: Some(512),
+            model: None,
+            vendor: None,
+            serial: None,
+            wwn: None,
+            rotational: Some(false),
+            removable: Some(false),
+            read_only: Some(false),
+            partition_table: None,
+            partitions: vec![],
+            signatures: vec![],
+            ambiguous: false,
+            mounts: vec![],
+            swap: false,
+            holders: vec![],
+            multipath_member: false,
+            udev: true,
+            probe_errors: vec![],
+            eligible: false,
+            reasons: vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+impl Signature {
+    /// A signature of `kind` with `usage` (`filesystem`, `raid`, ...) and nothing else known.
+    pub(crate) fn example(kind: &str, usage: &str) -> Signature {
+        Signature {
+            kind: kind.into(),
+            usage: Some(usage.into()),
+            uuid: None,
+            label: None,
+            offset: None,
+        }
+    }
+}

@@ -235,46 +235,13 @@ mod tests {
 
     fn disk(name: &str, kind: DiskKind) -> Disk {
         Disk {
-            name: name.into(),
-            path: format!("/dev/{name}"),
-            stable_path: format!("/dev/{name}"),
-            links: vec![],
-            devnum: "8:0".into(),
             kind,
-            bus: None,
-            size: Some(10 << 30),
-            logical_sector_size: Some(512),
-            physical_sector_size: Some(512),
-            model: None,
-            vendor: None,
-            serial: None,
-            wwn: None,
-            rotational: Some(false),
-            removable: Some(false),
-            read_only: Some(false),
-            partition_table: None,
-            partitions: vec![],
-            signatures: vec![],
-            ambiguous: false,
-            mounts: vec![],
-            swap: false,
-            holders: vec![],
-            multipath_member: false,
-            udev: true,
-            probe_errors: vec![],
-            eligible: false,
-            reasons: vec![],
+            ..Disk::example(name)
         }
     }
 
     fn sig(kind: &str, usage: &str) -> Signature {
-        Signature {
-            kind: kind.into(),
-            usage: Some(usage.into()),
-            uuid: None,
-            label: None,
-            offset: None,
-        }
+        Signature::example(kind, usage)
     }
 
     fn part(name: &str, n: u32) -> Partition {
@@ -522,23 +489,8 @@ mod wipe_tests {
     use crate::inventory::model::{Partition, PartitionTable};
 
     fn base() -> Disk {
-        let mut d: Disk = serde_json::from_value(serde_json::json!({
-            "name": "sdz", "path": "/dev/sdz", "stable_path": "/dev/sdz", "links": [],
-            "devnum": "8:0", "kind": "disk", "bus": null, "size": 10737418240u64,
-            "logical_sector_size": 512, "physical_sector_size": 512, "model": null, "vendor": null,
-            "serial": null, "wwn": null, "rotational": false, "removable": false, "read_only": false,
-            "partition_table": null, "partitions": [], "signatures": [], "ambiguous": false,
-            "mounts": [], "swap": false, "holders": [], "multipath_member": false, "udev": true,
-            "probe_errors": [], "eligible": false, "reasons": []
-        }))
-        .unwrap();
-        d.signatures.push(Signature {
-            kind: "ext4".into(),
-            usage: Some("filesystem".into()),
-            uuid: None,
-            label: None,
-            offset: None,
-        });
+        let mut d = Disk::example("sdz");
+        d.signatures.push(Signature::example("ext4", "filesystem"));
         d
     }
 
