@@ -96,14 +96,9 @@ fn lxd_error(host: &str, doing: &str, e: LxdError) -> LxdApiError {
     LxdApiError(status, format!("{host}: {doing}: {e}"), kind)
 }
 
-/// This host's LXD client: the configured socket, else the usual places.
-pub fn client(explicit: Option<&std::path::Path>) -> Result<LxdClient, LxdError> {
-    LxdClient::discover(explicit)
-}
-
 /// Read this host's LXD facts.
 pub async fn facts(host: &str, socket: Option<&std::path::Path>) -> Result<LxdFacts, LxdError> {
-    let c = client(socket)?;
+    let c = LxdClient::discover(socket)?;
     let server = c.server().await?;
     let env = &server.environment;
     Ok(LxdFacts {
@@ -206,7 +201,7 @@ async fn join_here(
     r: &LxdJoinRequest,
 ) -> Result<LxdJoinResponse, LxdApiError> {
     tracing::info!("joining the LXD cluster");
-    let lxd = client(s.lxd_socket.as_deref())
+    let lxd = LxdClient::discover(s.lxd_socket.as_deref())
         .map_err(|e| lxd_error(name, "finding LXD", e))?
         .with_operation_timeout(JOIN_TIMEOUT);
     let spec = JoinSpec::fetch(
