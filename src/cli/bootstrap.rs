@@ -19,9 +19,9 @@ use crate::services::lxd::LxdClient;
 
 /// Members reached through this host's daemon (itself directly, joiners over the pinned
 /// channel).
-struct ViaDaemon<'a> {
-    client: &'a Client,
-    me: String,
+pub(super) struct ViaDaemon<'a> {
+    pub(super) client: &'a Client,
+    pub(super) me: String,
 }
 
 impl ViaDaemon<'_> {

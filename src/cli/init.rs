@@ -264,20 +264,12 @@ async fn choose_disks(
 
 /// Tell the selected joiners how this ended when no bootstrap told them, so they stop waiting.
 async fn tell_joiners(client: &Client, me: &str, chosen: &[JoinerView], ok: bool, message: &str) {
-    let result = crate::api::lxd::BootstrapResult {
-        initiator: me.to_string(),
-        ok,
-        message: message.to_string(),
+    let via = super::bootstrap::ViaDaemon {
+        client,
+        me: me.to_string(),
     };
-    for j in chosen {
-        let uri = format!("/1.0/session/members/{}/bootstrap/result", j.name);
-        if let Err(e) = client
-            .post_json::<_, serde_json::Value>(&uri, &result)
-            .await
-        {
-            tracing::warn!(member = %j.name, "could not tell it: {e}");
-        }
-    }
+    let names = chosen.iter().map(|j| j.name.as_str());
+    crate::cluster::execute::tell(&via, me, names, ok, message).await;
 }
 
 /// A preseed from a file, or from standard input for `-`.

@@ -169,14 +169,27 @@ pub async fn execute<J: Members>(
 
 /// Tell every joiner how it ended; one that cannot be told is logged, not fatal.
 async fn tell_all<J: Members>(members: &J, plan: &Plan, ok: bool, message: &str) {
+    let joiners = plan.members.iter().skip(1).map(|m| m.name.as_str());
+    tell(members, &plan.initiator, joiners, ok, message).await;
+}
+
+/// Tell each of `joiners` how `initiator`'s bootstrap (or session) ended, so it stops waiting;
+/// one that cannot be told is logged, not fatal.
+pub async fn tell<'a, J: Members>(
+    members: &J,
+    initiator: &str,
+    joiners: impl IntoIterator<Item = &'a str>,
+    ok: bool,
+    message: &str,
+) {
     let result = BootstrapResult {
-        initiator: plan.initiator.clone(),
+        initiator: initiator.to_string(),
         ok,
         message: message.to_string(),
     };
-    for m in plan.members.iter().skip(1) {
-        if let Err(e) = members.tell(&m.name, &result).await {
-            tracing::warn!(member = %m.name, "could not tell it the bootstrap result: {e}");
+    for name in joiners {
+        if let Err(e) = members.tell(name, &result).await {
+            tracing::warn!(member = %name, "could not tell it the bootstrap result: {e}");
         }
     }
 }
